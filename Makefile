@@ -1,0 +1,33 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a building block.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint pytest clean
+
+setup: $(STAMP)
+
+# Pinned dependencies first, then the project itself in editable mode (no re-resolution).
+$(STAMP): requirements.lock setup.py pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (ROS 2 wheels are cp311), found " + sys.version'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+pytest: setup
+	$(PY) -m pytest -q
+
+test: lint pytest
+
+demo: setup
+	$(VENV)/bin/m5l-demo --out demo_out
+
+clean:
+	rm -rf $(VENV) build install log demo_out

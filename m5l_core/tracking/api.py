@@ -1,0 +1,44 @@
+"""The one tracker API used alike by the ROS node, the benchmark runner and the demo.
+
+    tracker.initialize(rgb, thermal, box)     # box = (x, y, w, h) in RGB pixels
+    result = tracker.track(rgb, thermal)      # -> TrackResult
+
+``rgb`` is an ``HxWx3`` uint8 array in RGB order; ``thermal`` is ``HxW`` or ``HxWx1|3``,
+uint8 or uint16 (see :mod:`m5l_core.preprocess` for the normalisation and registration).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class TrackState(enum.IntEnum):
+    """Tracking state; the numbers are those of ``TrackedTarget.msg``."""
+
+    NOT_INITIALISED = 0
+    TRACKING = 1
+    LOST = 2
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    box: np.ndarray                 # (4,) x, y, w, h in RGB pixels
+    score: float                    # positive-class score of the chosen box (fc6 logit difference)
+    success: bool                   # score above the failure threshold
+    rgb_weight: float               # modality weights of the attention fusion, reported, not normalised
+    thermal_weight: float
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage of this frame
+
+    @property
+    def state(self) -> TrackState:
+        return TrackState.TRACKING if self.success else TrackState.LOST
+
+
+class RGBTTracker(Protocol):
+    def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box) -> None: ...
+
+    def track(self, rgb: np.ndarray, thermal: np.ndarray) -> TrackResult: ...
