@@ -42,3 +42,7 @@ class RGBTTracker(Protocol):
     def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box) -> None: ...
 
     def track(self, rgb: np.ndarray, thermal: np.ndarray) -> TrackResult: ...
+
+
+class TrackerError(ValueError):
+    """The tracker was misused: ``track`` before ``initialize``, or an invalid initial box."""

@@ -1,0 +1,149 @@
+"""The M5L network: two VGG-M streams, RoIAlign, embedding, fusion and the multi-domain classifier.
+
+Data flow for one frame (feature maps computed once, shared by all its boxes)::
+
+    rgb, thermal (B,3,H,W), pixels - 128 ──features()──> conv3 maps (B,512,h,w) x 2
+    rois (N,5) ──pool()──> (N,512,3,3) x 2 ──embed()──> (N,E) x 2, unit norm   (MMSL, training only)
+                                           └─fuse()───> (N,1024*9), modality weights (N,2)
+                                                         └─classify()──> fc4, fc5, fc6 logits (N,2)
+
+Ablations are switches of :class:`~m5l_core.models.config.ModelConfig` (fusion, use_embedding),
+never separate classes. Nothing here moves tensors between devices: everything runs where the
+module and its inputs live.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from m5l_core.models.config import ModelConfig
+from m5l_core.models.embedding import EmbeddingHead
+from m5l_core.models.fusion import make_fusion
+from m5l_core.models.roi_align import RECEPTIVE_FIELD, roi_align
+from m5l_core.models.vggm import FEATURE_CHANNELS, load_vggm_into, make_vggm_stream
+
+
+class NetOutput(NamedTuple):
+    logits: Tensor                 # (N, 2): [background, target] scores
+    emb_rgb: Tensor | None         # (N, E) unit-norm, None when the model has no embedding module
+    emb_thermal: Tensor | None
+    modality_weights: Tensor       # (N, 2): mean attention applied to RGB and thermal
+
+
+class M5LNet(nn.Module):
+    """M5L (and, by configuration, its ablations and the RT-MDNet+RGBT baseline)."""
+
+    def __init__(self, config: ModelConfig | None = None, num_domains: int = 1):
+        super().__init__()
+        config = config if config is not None else ModelConfig()
+        if num_domains < 0:
+            raise ValueError(f"num_domains must be >= 0, got {num_domains}")
+        self.config = config
+        self.num_domains = num_domains
+        # One factory called twice: identical architecture, independent weights per modality.
+        self.rgb_stream = make_vggm_stream(config)
+        self.thermal_stream = make_vggm_stream(config)
+        pooled = FEATURE_CHANNELS * config.roi_output ** 2
+        self.fusion = make_fusion(config.fusion, FEATURE_CHANNELS, config.attention_hidden)
+        self.embed_rgb = self.embed_thermal = None
+        if config.use_embedding:
+            self.embed_rgb = EmbeddingHead(pooled, config.embedding_dim, config.fc_init_std)
+            self.embed_thermal = EmbeddingHead(pooled, config.embedding_dim, config.fc_init_std)
+        self.fc4 = nn.Linear(2 * pooled, config.fc_dim)
+        self.fc5 = nn.Linear(config.fc_dim, config.fc_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        for fc in (self.fc4, self.fc5):
+            self._init_fc(fc)
+        self.domain_heads = nn.ModuleList([self._make_head() for _ in range(num_domains)])
+
+    # -- construction helpers -------------------------------------------------------------------
+    def _init_fc(self, layer: nn.Linear) -> None:
+        # MDNet initialises its fc layers with N(0, 0.01) and zero bias; zero-mean heads start
+        # with both classes equally likely.
+        nn.init.normal_(layer.weight, std=self.config.fc_init_std)
+        nn.init.zeros_(layer.bias)
+
+    def _make_head(self) -> nn.Linear:
+        head = nn.Linear(self.config.fc_dim, 2)
+        self._init_fc(head)
+        return head
+
+    def new_head(self) -> nn.Linear:
+        """A fresh fc6 (fc_dim -> 2) on this model's device and dtype, for tracking a new target."""
+        return self._make_head().to(device=self.fc5.weight.device, dtype=self.fc5.weight.dtype)
+
+    def load_vgg_m(self, path) -> None:
+        """Initialise conv1-3 of both streams from a MatConvNet ``imagenet-vgg-m.mat``."""
+        load_vggm_into((self.rgb_stream, self.thermal_stream), path)
+
+    # -- forward pieces -------------------------------------------------------------------------
+    def features(self, rgb: Tensor, thermal: Tensor) -> tuple[Tensor, Tensor]:
+        """(B,3,H,W) mean-subtracted images -> conv3 maps (B,512,h,w) per modality (stride 8)."""
+        for name, image in (("rgb", rgb), ("thermal", thermal)):
+            if image.dim() != 4 or image.shape[1] != 3:
+                raise ValueError(f"{name} input must be (B, 3, H, W), got {tuple(image.shape)}")
+            if min(image.shape[2:]) < RECEPTIVE_FIELD:
+                raise ValueError(f"{name} input {tuple(image.shape[2:])} is smaller than the "
+                                 f"{RECEPTIVE_FIELD}-pixel receptive field of conv3")
+        if rgb.shape != thermal.shape:
+            raise ValueError(f"rgb {tuple(rgb.shape)} and thermal {tuple(thermal.shape)} inputs differ "
+                             "in shape")
+        return self.rgb_stream(rgb), self.thermal_stream(thermal)
+
+    def pool(self, feats: tuple[Tensor, Tensor], rois: Tensor) -> tuple[Tensor, Tensor]:
+        """RoIAlign every (N,5) roi (batch, x1, y1, x2, y2 in input pixels) from both maps.
+
+        Boxes are used as given: the receptive-field shift is the caller's job
+        (``roi_align.align_rois_to_receptive_field``).
+        """
+        cfg = self.config
+        rois = rois.to(device=feats[0].device, dtype=feats[0].dtype)
+        return tuple(roi_align(f, rois, cfg.roi_output, adaptive=cfg.roi_adaptive, sampling=cfg.roi_sampling,
+                               reduce=cfg.roi_reduce) for f in feats)
+
+    def fuse(self, pooled: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """-> (fused (N, 2*512*r*r), modality_weights (N, 2))."""
+        return self.fusion(pooled[0], pooled[1])
+
+    def embed(self, pooled: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """-> (N, E) L2-normalised embeddings per modality (needs more than one box in training mode)."""
+        if self.embed_rgb is None:
+            raise RuntimeError("this model has no embedding module (ModelConfig.use_embedding is false)")
+        return self.embed_rgb(pooled[0]), self.embed_thermal(pooled[1])
+
+    def fc5_features(self, fused: Tensor) -> Tensor:
+        """fc4 -> ReLU -> dropout -> fc5 -> ReLU: (N, fc_dim)."""
+        hidden = torch.relu(self.fc4(fused))
+        return torch.relu(self.fc5(self.dropout(hidden)))
+
+    def classify(self, fused: Tensor, head: nn.Linear | int) -> Tensor:
+        """Logits (N, 2) from fused features through fc4, fc5 and ``head`` (domain index or a Linear)."""
+        if not isinstance(head, nn.Module):
+            if not 0 <= int(head) < self.num_domains:
+                raise IndexError(f"domain {head} out of range: the model has {self.num_domains} domain heads")
+            head = self.domain_heads[int(head)]
+        return head(self.dropout(self.fc5_features(fused)))
+
+    def forward(self, rgb: Tensor, thermal: Tensor, rois: Tensor, domain: int | nn.Linear) -> NetOutput:
+        """Training convenience: every step above for one batch of images and its rois."""
+        pooled = self.pool(self.features(rgb, thermal), rois)
+        fused, weights = self.fuse(pooled)
+        emb_rgb, emb_thermal = self.embed(pooled) if self.embed_rgb is not None else (None, None)
+        return NetOutput(self.classify(fused, domain), emb_rgb, emb_thermal, weights)
+
+    # -- parameter groups -----------------------------------------------------------------------
+    def conv_parameters(self) -> list[nn.Parameter]:
+        """conv1-3 of both streams (paper: lr 1e-4)."""
+        return [*self.rgb_stream.parameters(), *self.thermal_stream.parameters()]
+
+    def fc_parameters(self) -> list[nn.Parameter]:
+        """Everything else: fusion, embedding, fc4, fc5 and the domain heads (paper: lr 1e-3)."""
+        conv = {id(p) for p in self.conv_parameters()}
+        return [p for p in self.parameters() if id(p) not in conv]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The per-domain fc6 heads only (a subset of fc_parameters)."""
+        return list(self.domain_heads.parameters())

@@ -1,0 +1,126 @@
+"""VGG-M conv1-3 feature stream (RT-MDNet variant) and its initialisation from MatConvNet.
+
+RT-MDNet layout: conv1 96x7x7/2 + ReLU + LRN + maxpool 3/2; conv2 256x5x5/2 + ReLU + LRN with
+*no* pool after it (keeps stride 8 instead of 16, so 3x3 RoIAlign on small targets still sees
+distinct cells); conv3 512x3x3 with dilation 3 + ReLU (restores the receptive field the missing
+pool would have given). No padding, so stride and receptive field follow roi_align.py.
+
+LRN: VGG-M (and MatConvNet's ``imagenet-vgg-m.mat``) normalises across 5 channels with
+``x / (k + alpha * sum x^2) ** beta``, k=2, alpha=1e-4, beta=0.75. torch's ``local_response_norm``
+divides alpha by the window size, so we pass ``alpha * size``. (RT-MDNet's own code uses a
+1-channel window; ``lrn_size=1`` reproduces it.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from m5l_core.models.config import ModelConfig
+
+CONV_SHAPES = ((96, 3, 7, 7), (256, 96, 5, 5), (512, 256, 3, 3))  # (Cout, Cin, kH, kW) of conv1-3
+MAT_LAYER_INDICES = (0, 4, 8)  # conv1-3 in imagenet-vgg-m.mat's `layers` (conv, relu, norm, pool, ...)
+FEATURE_CHANNELS = 512
+
+
+class VggmInitError(ValueError):
+    """The VGG-M .mat file is missing, unreadable or not in the MatConvNet layout."""
+
+
+class LocalResponseNorm(nn.Module):
+    """Cross-channel LRN with MatConvNet's parameterisation (alpha multiplies the plain sum)."""
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.local_response_norm(x, self.size, alpha=self.alpha * self.size, beta=self.beta, k=self.k)
+
+
+def make_vggm_stream(config: ModelConfig) -> nn.Sequential:
+    """One VGG-M conv1-3 stream; M5L calls this twice (RGB and thermal) with the same config."""
+    def lrn() -> nn.Module:
+        return LocalResponseNorm(config.lrn_size, config.lrn_alpha, config.lrn_beta, config.lrn_k)
+
+    stream = nn.Sequential()
+    stream.add_module("conv1", nn.Conv2d(3, 96, kernel_size=7, stride=2))
+    stream.add_module("relu1", nn.ReLU())
+    stream.add_module("norm1", lrn())
+    stream.add_module("pool1", nn.MaxPool2d(kernel_size=3, stride=2))
+    stream.add_module("conv2", nn.Conv2d(96, 256, kernel_size=5, stride=2))
+    stream.add_module("relu2", nn.ReLU())
+    stream.add_module("norm2", lrn())
+    stream.add_module("conv3", nn.Conv2d(256, FEATURE_CHANNELS, kernel_size=3, stride=1, dilation=3))
+    stream.add_module("relu3", nn.ReLU())
+    init_stream_random(stream)
+    return stream
+
+
+def conv_layers(stream: nn.Sequential) -> list[nn.Conv2d]:
+    return [stream.conv1, stream.conv2, stream.conv3]
+
+
+def init_stream_random(stream: nn.Sequential) -> None:
+    """Kaiming-normal conv weights (ReLU follows every conv), zero bias.
+
+    Random conv features are weak for tracking; this mode exists for tests and for training
+    from scratch when no ``imagenet-vgg-m.mat`` is available.
+    """
+    for conv in conv_layers(stream):
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+
+
+def read_vggm_mat(path: str | os.PathLike) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight (Cout,Cin,kH,kW), bias (Cout,)) for conv1-3 from a MatConvNet ``imagenet-vgg-m.mat``."""
+    import scipy.io  # local import: only this optional path needs scipy
+
+    try:
+        layers = scipy.io.loadmat(os.fspath(path))["layers"][0]
+    except FileNotFoundError:
+        raise VggmInitError(f"{path}: VGG-M weights file not found") from None
+    except KeyError:
+        raise VggmInitError(f"{path}: no 'layers' variable (expected MatConvNet imagenet-vgg-m.mat)"
+                            ) from None
+    except Exception as err:  # scipy raises several types for non-.mat content
+        raise VggmInitError(f"{path}: not a readable .mat file ({err})") from None
+    pairs = zip(MAT_LAYER_INDICES, CONV_SHAPES, strict=True)
+    return [_read_conv(layers, index, shape, path) for index, shape in pairs]
+
+
+def _read_conv(layers: Sequence, index: int, shape: tuple[int, ...], path) -> tuple[np.ndarray, np.ndarray]:
+    where = f"{path}: layers[{index}]"
+    try:
+        weight, bias = layers[index]["weights"].item()[0]
+    except (IndexError, KeyError, ValueError, TypeError) as err:
+        raise VggmInitError(f"{where}: expected a struct with 'weights' = (W, b) ({err})") from None
+    weight = np.transpose(np.asarray(weight, dtype=np.float32), (3, 2, 0, 1))  # HxWxCinxCout -> torch
+    bias = np.asarray(bias, dtype=np.float32).reshape(-1)
+    if weight.shape != shape or bias.shape != (shape[0],):
+        raise VggmInitError(f"{where}: weights {weight.shape} / bias {bias.shape} do not match VGG-M "
+                            f"conv {shape} (after HxWxCinxCout -> CoutxCinxHxW)")
+    return weight, bias
+
+
+def load_vggm_into(streams: Sequence[nn.Sequential], path: str | os.PathLike) -> None:
+    """Copy conv1-3 from ``path`` into every stream (RGB and thermal start from the same weights)."""
+    weights = read_vggm_mat(path)
+    with torch.no_grad():
+        for stream in streams:
+            for conv, (weight, bias) in zip(conv_layers(stream), weights, strict=True):
+                conv.weight.copy_(torch.from_numpy(weight))
+                conv.bias.copy_(torch.from_numpy(bias))
+
+
+def conv3_size(input_size: int) -> int:
+    """Side of the conv3 map for an input side (no padding): ``(input - 75) // 8 + 1`` for valid inputs."""
+    size = (input_size - 7) // 2 + 1      # conv1 /2
+    size = (size - 3) // 2 + 1            # pool1 3/2
+    size = (size - 5) // 2 + 1            # conv2 /2
+    return max(size - 6, 0)               # conv3, dilation 3 -> effective 7x7

@@ -1,0 +1,100 @@
+"""The one online training loop: fc4-fc6 on cached fused features, with hard-negative mining.
+
+Used for first-frame fine-tuning (fresh fc6) and for the short- and long-term updates. Each
+iteration takes ``batch_pos`` positives and, out of ``neg_candidates`` negatives scored by the
+current classifier, the ``batch_neg`` that look most like the target (RT-MDNet's hard-negative
+mining). The loss is the two-class softmax cross-entropy SUMMED over the mini-batch, as in
+RT-MDNet, so its learning rates carry over unchanged.
+
+Only fc4, fc5 and the fresh fc6 receive gradients: the features are cached after fusion, so
+conv layers and attention never run during an update (that is what keeps updates cheap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from m5l_core.tracking.config import OnlineOptimConfig
+
+
+class OnlineClassifier:
+    """The network's fc4/fc5 with a sequence-specific fc6, trained online."""
+
+    def __init__(self, model: nn.Module, head: nn.Linear, config: OnlineOptimConfig,
+                 autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
+        self.model = model
+        self.head = head
+        self.config = config
+        self.autocast = autocast
+        head_ids = {id(p) for p in head.parameters()}
+        domain_heads = getattr(model, "domain_heads", None)
+        skip = head_ids | ({id(p) for p in domain_heads.parameters()} if domain_heads is not None else set())
+        self._fc_params = [p for p in model.fc_parameters() if id(p) not in skip]
+
+    def logits(self, fused: torch.Tensor) -> torch.Tensor:
+        """(N, 2) float logits in evaluation mode (no dropout, no gradients)."""
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            return self.model.classify(fused, self.head).float()
+
+    def scores(self, fused: torch.Tensor) -> torch.Tensor:
+        """Target score per sample: positive minus negative logit (> 0 means p(target) > 0.5)."""
+        logits = self.logits(fused)
+        return logits[:, 1] - logits[:, 0]
+
+    def optimizer(self, lr: float) -> torch.optim.SGD:
+        cfg = self.config
+        groups = [{"params": self._fc_params, "lr": lr},
+                  {"params": list(self.head.parameters()), "lr": lr * cfg.head_lr_mult}]
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+    def train(self, optimizer: torch.optim.Optimizer, pos: torch.Tensor, neg: torch.Tensor,
+              iterations: int, rng: np.random.Generator) -> float:
+        """``iterations`` SGD steps; returns the last mini-batch loss (nan when none ran)."""
+        cfg = self.config
+        if iterations <= 0 or len(pos) == 0 or len(neg) == 0:
+            return float("nan")
+        n_cand = max(cfg.neg_candidates, cfg.batch_neg)
+        pos_idx = _index_stream(len(pos), cfg.batch_pos, iterations, rng, pos.device)
+        neg_idx = _index_stream(len(neg), n_cand, iterations, rng, neg.device)
+        loss_value = float("nan")
+        for step in range(iterations):
+            batch_pos = pos.index_select(0, pos_idx[step])
+            batch_neg = self._hard_negatives(neg.index_select(0, neg_idx[step]))
+            self.model.train()
+            with self.autocast():
+                logits = self.model.classify(torch.cat((batch_pos, batch_neg)), self.head).float()
+            labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+            labels[: len(batch_pos)] = 1
+            loss = F.cross_entropy(logits, labels, reduction="sum")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self._fc_params + list(self.head.parameters()), cfg.grad_clip)
+            optimizer.step()
+            loss_value = float(loss.detach())
+        self.model.eval()
+        return loss_value
+
+    def _hard_negatives(self, candidates: torch.Tensor) -> torch.Tensor:
+        """The ``batch_neg`` candidates with the highest positive logit (all when fewer)."""
+        keep = self.config.batch_neg
+        if len(candidates) <= keep:
+            return candidates
+        positive_logit = self.logits(candidates)[:, 1]
+        return candidates.index_select(0, positive_logit.topk(keep).indices)
+
+
+def _index_stream(n: int, per_step: int, steps: int, rng: np.random.Generator,
+                  device: torch.device) -> torch.Tensor:
+    """(steps, per_step) indices walking through successive random permutations of ``range(n)``."""
+    needed = per_step * steps
+    rounds = -(-needed // n)
+    order = np.concatenate([rng.permutation(n) for _ in range(rounds)])[:needed]
+    return torch.from_numpy(order.reshape(steps, per_step)).to(device)

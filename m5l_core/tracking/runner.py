@@ -1,0 +1,147 @@
+"""Track every sequence of a benchmark and write the files ``m5l-eval`` and the toolkits read.
+
+Output layout (``out``)::
+
+    <sequence>.txt          one ``x,y,w,h`` row per frame, the first frame's being the initial box
+    meta/<sequence>.json    frames, seconds, fps, failures, device, checkpoint of that run
+
+Each sequence's files are written atomically once it is fully tracked, so a rerun skips the
+sequences already done (resume), and shards run on other machines merge by copying their
+``out`` folders together: no file is shared between sequences.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from m5l_core.atomic import atomic_write_text
+from m5l_core.config import ConfigError
+from m5l_core.datasets import DatasetError, Sequence
+from m5l_core.evaluation import write_result_file
+from m5l_core.preprocess import PreprocessConfig, prepare_pair
+from m5l_core.tracking.api import RGBTTracker, TrackResult
+
+
+@dataclass(frozen=True)
+class SequenceRun:
+    name: str
+    frames: int
+    init_seconds: float
+    track_seconds: float
+    failures: int
+    fps: float                  # all frames over all time, initialisation included (RT-MDNet's figure)
+    track_fps: float            # frames after the first over their time
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` (1 <= i <= N) -> (i, N)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like i/N (e.g. 2/4), got {text!r}") from None
+    if count < 1 or not 1 <= index <= count:
+        raise ConfigError(f"--shard {text}: need 1 <= i <= N")
+    return index, count
+
+
+def shard_names(names: Iterable[str], shard: tuple[int, int] | None) -> list[str]:
+    """Shard ``i/N`` gets every N-th sequence of the sorted names, starting at the i-th."""
+    ordered = sorted(names)
+    if shard is None:
+        return ordered
+    index, count = shard
+    return ordered[index - 1::count]
+
+
+def read_frame(path: Path, thermal: bool) -> np.ndarray:
+    """An image as stored (thermal keeps its bit depth); colour comes back in RGB order."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if thermal else cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"{path}: cannot read image (missing or not an image)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable | None = None,
+                   progress: bool = False) -> tuple[np.ndarray, SequenceRun]:
+    """Run ``tracker`` over a sequence; ``on_frame(index, rgb, thermal, result)`` sees every frame."""
+    if not sequence.has_images:
+        raise DatasetError(f"sequence {sequence.name!r} has no image files to track")
+    n = len(sequence.rgb_frames)
+    boxes = np.zeros((n, 4))
+    boxes[0] = sequence.init_box
+    failures, init_seconds, track_seconds = 0, 0.0, 0.0
+    bar = tqdm(range(n), desc=sequence.name, unit="frame", leave=False, disable=not progress or None)
+    for index in bar:
+        rgb = read_frame(sequence.rgb_frames[index], thermal=False)
+        thermal = read_frame(sequence.thermal_frames[index], thermal=True)
+        start = time.perf_counter()
+        result: TrackResult | None = None
+        if index == 0:
+            tracker.initialize(rgb, thermal, sequence.init_box)
+            init_seconds = time.perf_counter() - start
+        else:
+            result = tracker.track(rgb, thermal)
+            track_seconds += time.perf_counter() - start
+            boxes[index] = result.box
+            failures += not result.success
+        if on_frame is not None:
+            on_frame(index, rgb, thermal, result)
+    total = init_seconds + track_seconds
+    run = SequenceRun(name=sequence.name, frames=n, init_seconds=init_seconds, track_seconds=track_seconds,
+                      failures=failures, fps=n / total if total > 0 else 0.0,
+                      track_fps=(n - 1) / track_seconds if track_seconds > 0 else 0.0)
+    return boxes, run
+
+
+def is_done(out_dir: Path, name: str) -> bool:
+    return (out_dir / f"{name}.txt").is_file() and (out_dir / "meta" / f"{name}.json").is_file()
+
+
+def run_sequences(make_tracker: Callable[[], RGBTTracker], sequences: list[Sequence], out_dir: Path, *,
+                  video_dir: Path | None = None, preprocess: PreprocessConfig = PreprocessConfig(),
+                  run_info: dict | None = None, progress: bool = True) -> list[SequenceRun]:
+    """Track every sequence not already done in ``out_dir``; returns the runs made now."""
+    out_dir = Path(out_dir)
+    todo = [s for s in sequences if not is_done(out_dir, s.name)]
+    if progress and len(todo) < len(sequences):
+        tqdm.write(f"resuming: {len(sequences) - len(todo)} of {len(sequences)} sequences already done")
+    runs: list[SequenceRun] = []
+    tracker = make_tracker() if todo else None
+    bar = tqdm(todo, desc="sequences", unit="seq", disable=not progress or None)
+    for sequence in bar:
+        boxes, run = _track_one(tracker, sequence, video_dir, preprocess, progress)
+        write_result_file(out_dir / f"{sequence.name}.txt", boxes)
+        meta = {**asdict(run), **(run_info or {})}
+        atomic_write_text(out_dir / "meta" / f"{sequence.name}.json", json.dumps(meta, indent=2) + "\n")
+        runs.append(run)
+        bar.set_postfix_str(f"{sequence.name}: {run.fps:.1f} fps")
+        if progress:
+            tqdm.write(f"{sequence.name}: {run.frames} frames, {run.fps:.1f} fps "
+                       f"({run.track_fps:.1f} after init), {run.failures} failures")
+    return runs
+
+
+def _track_one(tracker, sequence: Sequence, video_dir: Path | None, preprocess, progress: bool):
+    if video_dir is None:
+        return track_sequence(tracker, sequence, progress=progress)
+    from m5l_core.tracking.video import OverlayVideoWriter
+
+    def draw(index, rgb, thermal, result):
+        shown_rgb, shown_thermal = prepare_pair(rgb, thermal, preprocess)
+        writer.write(shown_rgb, shown_thermal, index, gt=sequence.gt_rgb[index], result=result,
+                     init_box=sequence.init_box)
+
+    with OverlayVideoWriter(Path(video_dir) / f"{sequence.name}.mp4") as writer:
+        return track_sequence(tracker, sequence, on_frame=draw, progress=progress)

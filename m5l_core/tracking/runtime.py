@@ -1,0 +1,90 @@
+"""Device, precision, per-stage timing and a private random stream for the tracker."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from m5l_core.config import ConfigError
+from m5l_core.tracking.config import RuntimeConfig
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as torch understands it."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device {device!r}: {err}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+def autocast_factory(device: torch.device,
+                     config: RuntimeConfig) -> Callable[[], contextlib.AbstractContextManager]:
+    """A context-manager factory running matmuls/convs in the configured precision."""
+    if config.precision == "float32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+class StageTimer:
+    """Wall-clock seconds per named stage; synchronises CUDA so a stage is charged its own work."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+class PrivateTorchRng:
+    """A torch random stream owned by one tracker (head init, dropout).
+
+    The global generator is saved and restored around each use, so a tracker is deterministic
+    for its seed whatever else the process draws, and it leaves other code's streams alone.
+    """
+
+    def __init__(self, seed: int, device: torch.device):
+        self.device = device
+        self._cuda = device.type == "cuda"
+        with self._forked():
+            torch.manual_seed(seed)
+            self._save()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        with self._forked():
+            torch.set_rng_state(self._cpu_state)
+            if self._cuda:
+                torch.cuda.set_rng_state(self._cuda_state, self.device)
+            try:
+                yield
+            finally:
+                self._save()
+
+    def _forked(self):
+        devices = [self.device.index or 0] if self._cuda else []
+        return torch.random.fork_rng(devices=devices)
+
+    def _save(self) -> None:
+        self._cpu_state = torch.get_rng_state()
+        if self._cuda:
+            self._cuda_state = torch.cuda.get_rng_state(self.device)

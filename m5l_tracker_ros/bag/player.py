@@ -1,0 +1,160 @@
+"""The rclpy side of a replay: publish recorded CDR bytes to the node, record its outputs.
+
+Images are published as the serialized bytes read from the bag (``Publisher.publish`` accepts
+``bytes``), with only the header stamp rewritten (:func:`outputs.with_stamp`), so a replay costs
+no image (de)serialisation. Outputs are received raw as well and decoded with ``rosbags``.
+The client spins its own context in a background thread; the caller's thread publishes and waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from m5l_tracker_ros.bag.errors import BagError
+from m5l_tracker_ros.bag.outputs import Output, output_from_cdr
+
+# Reliable publishers match the node's best-effort (sensor_data) subscriptions as well as
+# reliable ones; the depth covers a realtime burst.
+PUBLISH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+DISCOVERY_SETTLE_S = 1.0  # GUIDE §3: frames sent right after the match may still be lost
+
+
+@dataclass(frozen=True)
+class NodeEndpoints:
+    node_name: str      # fully qualified, e.g. /m5l_tracker
+    rgb_topic: str
+    thermal_topic: str
+    output_topic: str
+
+
+class ReplayClient:
+    """Publishers for both image topics, the output subscription and the node's parameters."""
+
+    def __init__(self, endpoints: NodeEndpoints, output_type: type) -> None:
+        self.endpoints = endpoints
+        self._context = Context()
+        rclpy.init(context=self._context, args=[])
+        self._node = Node("m5l_replay", context=self._context)
+        self._publishers = [self._node.create_publisher(Image, topic, PUBLISH_QOS)
+                            for topic in (endpoints.rgb_topic, endpoints.thermal_topic)]
+        self._outputs: list[Output] = []
+        self._arrived = threading.Condition()
+        self._node.create_subscription(output_type, endpoints.output_topic, self._on_output, OUTPUT_QOS,
+                                       raw=True)
+        self._parameters = AsyncParameterClient(self._node, endpoints.node_name)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self._node)
+        self._spinner = threading.Thread(target=self._spin, name="m5l-replay-spin", daemon=True)
+        self._spinner.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(ExternalShutdownException, KeyboardInterrupt):
+            self._executor.spin()
+
+    def _on_output(self, raw: bytes) -> None:
+        received = time.time_ns()
+        try:
+            output = output_from_cdr(raw, received)
+        except Exception as err:  # nothing may escape a callback; a bad output is reported once
+            self._node.get_logger().error(f"undecodable output: {err!r}")
+            return
+        with self._arrived:
+            self._outputs.append(output)
+            self._arrived.notify_all()
+
+    # --- connection ------------------------------------------------------------------------
+
+    def wait_for_node(self, timeout_s: float, alive=lambda: None) -> None:
+        """Until the node subscribes both image topics, publishes outputs and serves parameters.
+
+        ``alive()`` is called while waiting so a node process that died is reported at once.
+        """
+        deadline = time.monotonic() + timeout_s
+        while not self._matched():
+            alive()
+            if time.monotonic() > deadline:
+                raise BagError(f"no tracker node {self.endpoints.node_name} subscribing "
+                               f"{self.endpoints.rgb_topic} and {self.endpoints.thermal_topic} and "
+                               f"publishing {self.endpoints.output_topic} after {timeout_s:.0f} s "
+                               "(check ROS_DOMAIN_ID and the topic names)")
+            time.sleep(0.05)
+        time.sleep(DISCOVERY_SETTLE_S)
+
+    def _matched(self) -> bool:
+        return (all(p.get_subscription_count() > 0 for p in self._publishers)
+                and self._node.count_publishers(self.endpoints.output_topic) > 0
+                and self._parameters.services_are_ready())
+
+    def set_initial_box(self, box, timeout_s: float = 10.0) -> None:
+        """(Re)initialise the node on its next pair with ``box`` via its ``initial_bbox`` parameter.
+
+        The parameter takes exact floats (``~/init`` takes integers). The node only re-initialises
+        when the value changes, so it is cleared first.
+        """
+        for value in ([0.0, 0.0, 0.0, 0.0], [float(v) for v in box]):
+            future = self._parameters.set_parameters([Parameter("initial_bbox", value=value)])
+            deadline = time.monotonic() + timeout_s
+            while not future.done():
+                if time.monotonic() > deadline:
+                    raise BagError(f"{self.endpoints.node_name} did not answer set_parameters "
+                                   f"in {timeout_s:g} s")
+                time.sleep(0.01)
+            result = future.result().results[0]
+            if not result.successful:
+                raise BagError(f"{self.endpoints.node_name} refused initial_bbox={value}: {result.reason}")
+
+    # --- traffic ---------------------------------------------------------------------------
+
+    def publish(self, stream: int, raw: bytes) -> None:
+        self._publishers[stream].publish(raw)
+
+    def outputs(self) -> list[Output]:
+        with self._arrived:
+            return list(self._outputs)
+
+    def output_count(self) -> int:
+        with self._arrived:
+            return len(self._outputs)
+
+    def wait_for_stamp(self, stamp: int, timeout_s: float, alive=lambda: None) -> Output | None:
+        """The output carrying header stamp ``stamp``, or None after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while True:
+                found = next((o for o in reversed(self._outputs) if o.stamp == stamp), None)
+                remaining = deadline - time.monotonic()
+                if found is not None or remaining <= 0:
+                    return found
+                self._arrived.wait(min(remaining, 0.5))
+                alive()
+
+    def wait_quiet(self, quiet_s: float, timeout_s: float) -> None:
+        """Until no output arrived for ``quiet_s`` (the node has finished its last pairs)."""
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while time.monotonic() < deadline:
+                count = len(self._outputs)
+                self._arrived.wait(quiet_s)
+                if len(self._outputs) == count:
+                    return
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=2.0)
+        self._node.destroy_node()
+        rclpy.try_shutdown(context=self._context)
+        self._spinner.join(timeout=2.0)

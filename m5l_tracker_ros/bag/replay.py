@@ -1,0 +1,137 @@
+"""Lockstep and realtime replay of a bag's image pairs through a running node.
+
+Both modes rebase the recorded stamps to the wall clock (ROS time without a simulated clock),
+so the node's outputs can be timed against the image stamps, and map them back to the bag's
+stamps afterwards, so outputs line up with the bag's frames and ground truth.
+
+* lockstep: pair ``i`` is published, then the output stamped like its RGB image is awaited
+  before pair ``i + 1`` goes out. The node never has two pairs pending, drops nothing and its
+  tracker sees exactly the offline runner's frame sequence.
+* realtime: every image of both streams goes out at its recorded time (scaled by ``rate``);
+  the node pairs them and tracks the newest pair, as on a robot.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from tqdm import tqdm
+
+from m5l_tracker_ros.bag.bagread import BagReader
+from m5l_tracker_ros.bag.images import decode_image, image_message
+from m5l_tracker_ros.bag.outputs import Output, with_stamp
+from m5l_tracker_ros.bag.player import ReplayClient
+from m5l_tracker_ros.bag.source import ImageStreams
+from m5l_tracker_ros.bag.typestore import COMPRESSED_IMAGE, IMAGE, typestore
+
+RGB, THERMAL = 0, 1
+START_LEAD_NS = 200_000_000   # time to schedule the first message in realtime mode
+MIN_DRAIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    outputs: list[Output]   # stamps are the bag's; received = bag stamp + measured latency
+    pairs: int              # pairs the node should have tracked
+    started_ns: int         # wall clock of the first image published
+    finished_ns: int        # wall clock of the last output received (or of the end of playback)
+
+    @property
+    def outputs_per_s(self) -> float | None:
+        span = (self.finished_ns - self.started_ns) / 1e9
+        return len(self.outputs) / span if self.outputs and span > 0 else None
+
+
+Payloads = tuple[list[bytes], list[bytes]]  # CDR bytes of the RGB and thermal images, by index
+
+
+def raw_image_payloads(reader: BagReader, streams: ImageStreams, progress: bool) -> Payloads:
+    """CDR ``sensor_msgs/Image`` bytes for every message; CompressedImage is decoded once here
+    because the node subscribes raw images."""
+    store = typestore()
+    payloads = ([], [])
+    for stream, (role, messages) in enumerate((("rgb", streams.rgb), ("thermal", streams.thermal))):
+        compressed = messages[0].msgtype == COMPRESSED_IMAGE
+        bar = tqdm(messages, desc=f"decode {role}", unit="img", leave=False,
+                   disable=not (progress and compressed))
+        for message in bar:
+            if not compressed:
+                payloads[stream].append(message.raw)
+                continue
+            msg = reader.deserialize(message.raw, message.msgtype)
+            pixels = decode_image(msg, message.msgtype, role, f"{reader.path} {role}")
+            raw_msg = image_message(pixels, message.stamp, msg.header.frame_id)
+            payloads[stream].append(bytes(store.serialize_cdr(raw_msg, IMAGE)))
+    return payloads
+
+
+def _back_to_bag_time(output: Output, original: int) -> Output:
+    return replace(output, stamp=original, received=original + (output.received - output.stamp),
+                   raw=with_stamp(output.raw, original))
+
+
+def _map_outputs(outputs: list[Output], rebased: dict[int, int]) -> list[Output]:
+    """Outputs for published RGB stamps, mapped back; anything else (a stale output) is ignored."""
+    return [_back_to_bag_time(o, rebased[o.stamp]) for o in outputs if o.stamp in rebased]
+
+
+def run_lockstep(client: ReplayClient, streams: ImageStreams, payloads: Payloads,
+                 pairs: list[tuple[int, int]], timeout_s: float, progress: bool,
+                 alive: Callable[[], None]) -> ReplayRun:
+    rebased: dict[int, int] = {}
+    started = last = time.time_ns()
+    for number, (i, j) in enumerate(tqdm(pairs, desc="lockstep", unit="pair", disable=not progress)):
+        now = max(time.time_ns(), last + 1)
+        last = now
+        rgb_stamp = streams.rgb[i].stamp
+        rebased[now] = rgb_stamp
+        client.publish(RGB, with_stamp(payloads[RGB][i], now))
+        client.publish(THERMAL, with_stamp(payloads[THERMAL][j], now + streams.thermal[j].stamp - rgb_stamp))
+        if client.wait_for_stamp(now, timeout_s, alive) is None:
+            print(f"warning: no output for pair {number} (RGB frame {i}) after {timeout_s:g} s; going on",
+                  file=sys.stderr)
+    outputs = client.outputs()
+    finished = max((o.received for o in outputs), default=time.time_ns())
+    return ReplayRun(_map_outputs(outputs, rebased), len(pairs), started, finished)
+
+
+def _drain(client: ReplayClient, timeout_s: float) -> None:
+    """Wait for the outputs of the last pairs: until none came for twice the slowest step seen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        slowest = max((o.node_latency for o in client.outputs()), default=0.0)
+        quiet = max(MIN_DRAIN_S, 2.0 * slowest)
+        before = client.output_count()
+        client.wait_quiet(quiet, max(0.0, deadline - time.monotonic()))
+        if client.output_count() == before:
+            return
+
+
+def run_realtime(client: ReplayClient, streams: ImageStreams, payloads: Payloads, expected_pairs: int,
+                 rate: float, timeout_s: float, progress: bool, alive: Callable[[], None]) -> ReplayRun:
+    events = sorted([(m.stamp, RGB, i) for i, m in enumerate(streams.rgb)]
+                    + [(m.stamp, THERMAL, i) for i, m in enumerate(streams.thermal)])
+    first = events[0][0]
+    rebased: dict[int, int] = {}
+    started = time.time_ns() + START_LEAD_NS
+    for stamp, stream, index in tqdm(events, desc=f"realtime x{rate:g}", unit="img", disable=not progress):
+        target = started + int(round((stamp - first) / rate))
+        delay = (target - time.time_ns()) / 1e9
+        if delay > 0:
+            time.sleep(delay)
+        if stream == RGB:
+            rebased[target] = stamp
+        client.publish(stream, with_stamp(payloads[stream][index], target))
+        alive()
+    _drain(client, timeout_s)
+    outputs = client.outputs()
+    finished = max((o.received for o in outputs), default=time.time_ns())
+    return ReplayRun(_map_outputs(outputs, rebased), expected_pairs, started, finished)
+
+
+def latencies(run: ReplayRun) -> np.ndarray:
+    return np.array([o.latency_s for o in run.outputs], dtype=np.float64)

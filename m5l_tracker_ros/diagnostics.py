@@ -1,0 +1,135 @@
+"""Counters and rates of the node, and their ``diagnostic_msgs/DiagnosticStatus`` form."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from m5l_core.tracking.api import TrackState
+
+STATE_NAMES = {TrackState.NOT_INITIALISED: "not initialised", TrackState.TRACKING: "tracking",
+               TrackState.LOST: "lost"}
+
+
+class RateWindow:
+    """Events per second and mean/max of a value over the last ``window`` seconds."""
+
+    def __init__(self, window: float = 2.0, clock=time.monotonic) -> None:
+        self._window = window
+        self._clock = clock
+        self._events: collections.deque[tuple[float, float]] = collections.deque()
+
+    def add(self, value: float) -> None:
+        now = self._clock()
+        self._events.append((now, value))
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._events and now - self._events[0][0] > self._window:
+            self._events.popleft()
+
+    def rate(self) -> float:
+        self._trim(self._clock())
+        return len(self._events) / self._window
+
+    def mean_max(self) -> tuple[float, float]:
+        self._trim(self._clock())
+        if not self._events:
+            return 0.0, 0.0
+        values = [v for _, v in self._events]
+        return sum(values) / len(values), max(values)
+
+
+@dataclass
+class StreamWatch:
+    """Arrival times of one image stream, to report it stale and log its return once."""
+
+    name: str
+    last_arrival: float | None = None
+    stale: bool = False
+    received: int = 0
+
+    def arrived(self, now: float) -> None:
+        self.last_arrival = now
+        self.received += 1
+
+    def age(self, now: float) -> float | None:
+        return None if self.last_arrival is None else now - self.last_arrival
+
+    def update(self, now: float, timeout: float) -> str | None:
+        """'stale' or 'recovered' when the stream changes state, else None."""
+        age = self.age(now)
+        stale = age is None or age > timeout
+        if stale == self.stale:
+            return None
+        self.stale = stale
+        if stale and age is None:
+            return None  # never seen: reported in diagnostics, not worth a warning at start-up
+        return "stale" if stale else "recovered"
+
+
+@dataclass
+class NodeStats:
+    """Everything /diagnostics reports; updated from callbacks and the worker."""
+
+    results: RateWindow = field(default_factory=RateWindow)
+    rejected: collections.Counter = field(default_factory=collections.Counter)  # reason kind -> count
+    tracker_errors: int = 0
+    published: int = 0
+    state: TrackState = TrackState.NOT_INITIALISED
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record_result(self, state: TrackState, latency: float) -> None:
+        with self.lock:
+            self.results.add(latency)
+            self.published += 1
+            self.state = state
+
+    def record_rejected(self, stream: str) -> None:
+        with self.lock:
+            self.rejected[stream] += 1
+
+    def record_tracker_error(self) -> None:
+        with self.lock:
+            self.tracker_errors += 1
+
+
+def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], dropped_pairs: int,
+                 unpaired: int | None, now: float) -> DiagnosticStatus:
+    """One DiagnosticStatus: OK while tracking with live streams, WARN otherwise."""
+    with stats.lock:
+        fps = stats.results.rate()
+        mean_latency, max_latency = stats.results.mean_max()
+        values = {
+            "state": STATE_NAMES[stats.state],
+            "fps": f"{fps:.2f}",
+            "latency_mean_ms": f"{1000 * mean_latency:.1f}",
+            "latency_max_ms": f"{1000 * max_latency:.1f}",
+            "published": str(stats.published),
+            "dropped_pairs": str(dropped_pairs),
+            "rejected_rgb_images": str(stats.rejected["rgb"]),
+            "rejected_thermal_images": str(stats.rejected["thermal"]),
+            "tracker_errors": str(stats.tracker_errors),
+        }
+        state = stats.state
+    if unpaired is not None:
+        values["unpaired_images"] = str(unpaired)
+    problems = []
+    for stream in streams:
+        age = stream.age(now)
+        values[f"{stream.name}_images"] = str(stream.received)
+        values[f"{stream.name}_age_s"] = "never" if age is None else f"{age:.2f}"
+        if stream.stale:
+            problems.append(f"{stream.name} stream stale")
+    if state == TrackState.LOST:
+        problems.append("target lost")
+    elif state == TrackState.NOT_INITIALISED:
+        problems.append("waiting for an initial box")
+    level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+    message = "; ".join(problems) if problems else f"tracking at {fps:.1f} Hz"
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id="",
+                            values=[KeyValue(key=k, value=v) for k, v in values.items()])

@@ -1,0 +1,170 @@
+"""Node parameters: descriptors from the config dataclasses, validation, the shipped YAML.
+
+These tests build the node in this process with a stand-in tracker, so they need rclpy and
+the built message package but no second process.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.parameter import Parameter  # noqa: E402
+
+from m5l_core.config import ConfigError, describe, nested, param  # noqa: E402
+from m5l_core.preprocess import PreprocessConfig  # noqa: E402
+from m5l_core.tracking.api import TrackResult  # noqa: E402
+from m5l_tracker_ros import workspace  # noqa: E402
+from m5l_tracker_ros.params import NodeConfig  # noqa: E402
+from m5l_tracker_ros.ros_parameters import make_descriptor, parameter_type  # noqa: E402
+from m5l_tracker_ros.tracker_backend import TrackerBackend  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Candidate search."""
+
+    radius: float = param(2.0, "search radius in box sizes", low=0.5, high=10.0)
+    mode: str = param("fast", "search mode", choices=("fast", "slow"), read_only=True)
+    sampler: str = param("gauss", "candidate sampler", choices=("gauss", "uniform"))
+
+
+@dataclass(frozen=True)
+class StandInConfig:
+    """Stand-in for TrackerConfig: nested configs, an empty-tuple default, a read-only field."""
+
+    search: SearchConfig = nested(SearchConfig)
+    preprocess: PreprocessConfig = nested(PreprocessConfig)
+    update_interval: int = param(10, "frames between updates", low=1, high=1000)
+
+
+class StandInTracker:
+    def initialize(self, rgb, thermal, box):
+        self.box = np.asarray(box, float)
+
+    def track(self, rgb, thermal):
+        return TrackResult(self.box, 1.0, True, 0.5, 0.5)
+
+
+def load_stand_in(checkpoint=None, config=None, device="auto", seed=0):
+    load_stand_in.calls.append((checkpoint, config, device, seed))
+    return StandInTracker()
+
+
+load_stand_in.calls = []
+
+
+@pytest.fixture(scope="module")
+def context():
+    workspace.load_built_messages()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=1 + os.getpid() % 100)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+@pytest.fixture
+def make_node(context):
+    from m5l_tracker_ros.node import TrackerNode
+    nodes = []
+
+    def make(**overrides):
+        params = [Parameter(k, value=v) for k, v in overrides.items()]
+        node = TrackerNode(TrackerBackend(StandInConfig, load_stand_in), context=context,
+                           parameter_overrides=params)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+
+
+def descriptor_of(cls, name):
+    meta = dict(describe(cls))[name]
+    return make_descriptor(name, meta, parameter_type(meta["type"]))
+
+
+def test_descriptors_carry_help_ranges_choices_and_read_only():
+    slop = descriptor_of(NodeConfig, "sync_slop")
+    assert slop.read_only and "paired" in slop.description
+    assert (slop.floating_point_range[0].from_value, slop.floating_point_range[0].to_value) == (1e-4, 10.0)
+    qos = descriptor_of(NodeConfig, "image_qos")
+    assert qos.additional_constraints == "one of: sensor_data, reliable"
+    timeout = descriptor_of(NodeConfig, "stream_timeout")
+    assert not timeout.read_only and timeout.floating_point_range[0].to_value == 3600.0
+    box = descriptor_of(NodeConfig, "initial_bbox")
+    assert box.type == Parameter.Type.DOUBLE_ARRAY.value and "[0.0, None]" in box.additional_constraints
+    low_only = descriptor_of(StandInConfig, "update_interval")
+    assert low_only.integer_range[0].from_value == 1
+
+
+def test_the_node_declares_its_own_and_the_tracker_parameters(make_node):
+    node = make_node(**{"sync_slop": 0.02, "tracker.search.radius": 3.0})
+    assert node.config.sync_slop == 0.02 and node.tracker_config.search.radius == 3.0
+    assert node.tracker_config.preprocess.thermal_scale == ()      # empty-tuple default, declared by type
+    described = node.describe_parameters(["tracker.search.mode", "tracker.preprocess.thermal_scale"])
+    assert described[0].read_only and described[1].type == Parameter.Type.DOUBLE_ARRAY.value
+    checkpoint, config, device, _ = load_stand_in.calls[-1]
+    assert checkpoint is None and config.search.radius == 3.0 and device == "auto"
+
+
+def test_invalid_values_are_refused_with_a_reason(make_node):
+    node = make_node()
+    refused = {
+        "stream_timeout": (-1.0, "out of range"),             # declared range (checked by rclpy)
+        "initial_bbox": ([1.0, 2.0, 3.0], "expected 4 values"),  # cross-field check of the node
+        "device": ("cpu", "read-only"),                      # needs a restart
+        "tracker.search.radius": (50.0, "out of range"),
+        "tracker.search.sampler": ("triangle", "is not one of"),  # choices (checked by from_dict)
+    }
+    for name, (value, reason) in refused.items():
+        result = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful and reason in result.reason, (name, result.reason)
+    assert node.config == NodeConfig() and node.tracker_config == StandInConfig()
+
+
+def test_valid_changes_apply_while_running(make_node):
+    node = make_node()
+    results = node.set_parameters([Parameter("debug_image", value=True),
+                                   Parameter("tracker.search.radius", value=4.5)])
+    assert all(r.successful for r in results)
+    assert node.config.debug_image and node.tracker_config.search.radius == 4.5
+
+
+def test_an_unknown_parameter_stops_the_node_with_a_hint(make_node):
+    with pytest.raises(ConfigError, match="did you mean 'sync_slop'"):
+        make_node(sync_slp=0.1)
+
+
+def _flatten(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_the_shipped_params_file_only_holds_known_valid_parameters():
+    from m5l_tracker_ros.tracker_backend import default_backend
+    data = yaml.safe_load((ROOT / "config" / "track.yaml").read_text())
+    values = dict(_flatten(data["/**"]["ros__parameters"]))
+    node_names = {name for name, _ in describe(NodeConfig)}
+    tracker_cls = default_backend().config_class
+    tracker_names = {f"tracker.{name}" for name, _ in describe(tracker_cls)}
+    assert set(values) <= node_names | tracker_names
+    assert node_names <= set(values)  # every node parameter is documented in the file
+    for name, value in values.items():
+        meta = dict(describe(NodeConfig if name in node_names else tracker_cls))[name.removeprefix("tracker.")]
+        assert type(value) is type(meta["default"]) or isinstance(meta["default"], tuple), name
+        if isinstance(value, float):
+            assert math.isfinite(value)
