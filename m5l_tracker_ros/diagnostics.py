@@ -61,14 +61,14 @@ class StreamWatch:
         return None if self.last_arrival is None else now - self.last_arrival
 
     def update(self, now: float, timeout: float) -> str | None:
-        """'stale' or 'recovered' when the stream changes state, else None."""
+        """'stale' or 'recovered' when a stream seen before changes state, else None."""
         age = self.age(now)
-        stale = age is None or age > timeout
+        if age is None:
+            return None  # never seen: reported in diagnostics, not worth a warning at start-up
+        stale = age > timeout
         if stale == self.stale:
             return None
         self.stale = stale
-        if stale and age is None:
-            return None  # never seen: reported in diagnostics, not worth a warning at start-up
         return "stale" if stale else "recovered"
 
 
@@ -123,7 +123,9 @@ def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], droppe
         age = stream.age(now)
         values[f"{stream.name}_images"] = str(stream.received)
         values[f"{stream.name}_age_s"] = "never" if age is None else f"{age:.2f}"
-        if stream.stale:
+        if age is None:
+            problems.append(f"no {stream.name} images yet")
+        elif stream.stale:
             problems.append(f"{stream.name} stream stale")
     if state == TrackState.LOST:
         problems.append("target lost")

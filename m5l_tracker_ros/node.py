@@ -43,7 +43,6 @@ from m5l_tracker_ros.worker import LatestWorker
 NODE_NAME = "m5l_tracker"
 ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 TRACKER_PREFIX = "tracker."
-RGB, THERMAL = 0, 1
 STREAM_NAMES = ("rgb", "thermal")
 
 
@@ -85,8 +84,7 @@ class TrackerNode(Node):
         tracker_values = read_values(self, [n for n in self._param_names if n.startswith(TRACKER_PREFIX)],
                                      TRACKER_PREFIX)
         node_config = check_node_config(from_dict(NodeConfig, node_values, "parameters"))
-        tracker_config = from_dict(self._backend.config_class, tracker_values.get("tracker", tracker_values),
-                                   "parameters (tracker.)")
+        tracker_config = from_dict(self._backend.config_class, tracker_values, "parameters (tracker.)")
         return node_config, tracker_config
 
     def _create_interfaces(self) -> None:
@@ -177,6 +175,8 @@ class TrackerNode(Node):
         return rgb, thermal
 
     def _on_worker_error(self, _pair: ros_io.FramePair, err: Exception) -> None:
+        if not self.context.ok():
+            return  # shutting down: the step in progress could not publish any more
         self.stats.record_tracker_error()
         self.warn(f"tracker-{type(err).__name__}", f"tracking step failed: {type(err).__name__}: {err}")
 

@@ -6,18 +6,12 @@ exercised with any object following the ``RGBTTracker`` protocol.
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from m5l_tracker_ros.params import NodeConfig
 from m5l_tracker_ros.session import TrackerFactory
-
-# Development hook: a module providing ``TrackerConfig`` and ``load_tracker`` with the core's
-# signatures, used instead of m5l_core.tracking.
-MODULE_ENV = "M5L_TRACKER_MODULE"
 
 
 @dataclass(frozen=True)
@@ -37,10 +31,7 @@ class TrackerBackend:
         return factory
 
 
-def backend_from_module(name: str) -> TrackerBackend:
-    module = importlib.import_module(name)
-    return TrackerBackend(module.TrackerConfig, module.load_tracker)
-
-
 def default_backend() -> TrackerBackend:
-    return backend_from_module(os.environ.get(MODULE_ENV) or "m5l_core.tracking")
+    """The M5L tracker of the core (imported here so that the node module loads without torch)."""
+    from m5l_core.tracking import TrackerConfig, load_tracker
+    return TrackerBackend(TrackerConfig, load_tracker)

@@ -58,8 +58,8 @@ def test_context_region_puts_the_box_at_target_size_in_the_centre():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.floats(-500, 500), min_size=2, max_size=2), st.lists(st.floats(1, 400), min_size=2, max_size=2),
-       st.integers(8, 300), st.integers(8, 300))
+@given(st.lists(st.floats(-500, 500), min_size=2, max_size=2),
+       st.lists(st.floats(1, 400), min_size=2, max_size=2), st.integers(8, 300), st.integers(8, 300))
 def test_image_to_crop_and_back_round_trip(origin, size, out_w, out_h):
     region = np.array([*origin, *size])
     boxes = np.array([[10.0, 20.0, 30.0, 40.0], [-5.0, 3.0, 1.0, 2.0]])

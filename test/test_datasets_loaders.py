@@ -95,6 +95,7 @@ def test_gtot_root_is_read_instead_of_the_package(tmp_path):
     write_gtot_sequence(tmp_path, "BlackCar", gt_rgb=gt)
     write_gtot_sequence(tmp_path, "Other", frames=4)
     (tmp_path / "attr_txt").mkdir()  # not a sequence: ignored
+    write_gtot_sequence(tmp_path, ".Third.partial")  # hidden (an interrupted write): ignored
     sequences = load_benchmark("gtot", root=tmp_path)
     assert [s.name for s in sequences] == ["BlackCar", "Other"]
     np.testing.assert_array_equal(sequences[0].gt_rgb, gt)
@@ -111,9 +112,11 @@ def test_root_sequence_list_and_attribute_formats(tmp_path):
     (tmp_path / "attr_txt" / "SequencesName.txt").write_text("a\nb\n")
     (tmp_path / "attr_txt" / "SC.txt").write_text("1\n0\n")
     (tmp_path / "b" / "occlusion.tag").write_text("0\n1\n0\n")
+    (tmp_path / "b" / "SV.tag").write_text("0\n1\n1\n")  # the sequence-level table wins
     sequences = {s.name: s for s in load_benchmark("rgbt234", root=tmp_path)}
     assert list(sequences) == ["b", "a"]  # the list file decides; "c" is not listed
-    assert sequences["a"].attributes["SV"][0] and not sequences["b"].attributes["SV"][0]
+    assert sequences["a"].attributes["SV"][0]
+    np.testing.assert_array_equal(sequences["b"].attributes["SV"], [False])
     np.testing.assert_array_equal(sequences["b"].attributes["occlusion"], [False, True, False])
 
 
@@ -230,3 +233,18 @@ def test_tag_file_length_must_match_frames(tmp_path):
     (path / "TC.tag").write_text("0\n1\n")
     with pytest.raises(DatasetError, match=r"TC.tag: 2 flags but the sequence has 3 frames"):
         load_sequence(path)
+
+
+@pytest.mark.parametrize("layout", ["gtot", "rgbt234"])
+def test_reads_what_the_synthetic_generator_writes(tmp_path, layout):
+    synthetic = pytest.importorskip("m5l_core.datasets.synthetic")
+    config_module = pytest.importorskip("m5l_core.datasets.synthetic_config")
+    config = config_module.SyntheticConfig(width=96, height=72)
+    synthetic.write_dataset(tmp_path, layout, n_sequences=2, n_frames=3, seed=1, config=config,
+                            progress=False)
+    sequences = load_benchmark(layout, root=tmp_path, require_images=True)
+    assert [s.name for s in sequences] == ["synth_0000", "synth_0001"]
+    for seq in sequences:
+        assert len(seq) == len(seq.rgb_frames) == len(seq.thermal_frames) == 3
+        assert set(BENCHMARKS[layout].attributes) <= set(seq.attributes)
+        assert all(flags.shape == (1,) for flags in seq.attributes.values())  # sequence-level tables

@@ -34,7 +34,8 @@ def test_defaults_match_the_paper():
 
 def test_distances_are_plain_euclidean():
     samples = at_distances([0.5, 1.6, 1.9])
-    assert torch.allclose(anchor_distances(ANCHOR, samples), torch.tensor([0.5, 1.6, 1.9], dtype=torch.float64))
+    expected = torch.tensor([0.5, 1.6, 1.9], dtype=torch.float64)
+    assert torch.allclose(anchor_distances(ANCHOR, samples), expected)
     assert torch.allclose(anchor_distances(ANCHOR[None], samples), anchor_distances(ANCHOR, samples))
 
 

@@ -164,7 +164,8 @@ def test_the_shipped_params_file_only_holds_known_valid_parameters():
     assert set(values) <= node_names | tracker_names
     assert node_names <= set(values)  # every node parameter is documented in the file
     for name, value in values.items():
-        meta = dict(describe(NodeConfig if name in node_names else tracker_cls))[name.removeprefix("tracker.")]
+        cls = NodeConfig if name in node_names else tracker_cls
+        meta = dict(describe(cls))[name.removeprefix("tracker.")]
         assert type(value) is type(meta["default"]) or isinstance(meta["default"], tuple), name
         if isinstance(value, float):
             assert math.isfinite(value)

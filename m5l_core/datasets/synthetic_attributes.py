@@ -72,7 +72,8 @@ def frame_attributes(config: SyntheticConfig, plan: ScenePlan) -> dict[str, np.n
 def rgbt234_sequence_flags(attributes: dict[str, np.ndarray]) -> dict[str, bool]:
     """Sequence-level flags as in the toolkit's attr_txt: set when any frame has the
     attribute; ``NO`` only when no frame is occluded."""
-    return {code: bool(np.all(flags) if code == "NO" else np.any(flags)) for code, flags in attributes.items()}
+    return {code: bool(np.all(flags) if code == "NO" else np.any(flags))
+            for code, flags in attributes.items()}
 
 
 def gtot_sequence_flags(attributes: dict[str, np.ndarray]) -> dict[str, bool]:

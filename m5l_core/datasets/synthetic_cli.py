@@ -48,19 +48,24 @@ def _seed(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="m5l-synth", description="Write seeded synthetic RGB-T tracking sequences in a benchmark layout.",
+        prog="m5l-synth",
+        description="Write seeded synthetic RGB-T tracking sequences in a benchmark layout.",
         epilog=f"challenges: {', '.join(CHALLENGES)}")
     parser.add_argument("--out", required=True, help="output dataset directory")
     parser.add_argument("--layout", choices=LAYOUTS, default="gtot", help="file layout (default: gtot)")
-    parser.add_argument("--sequences", type=_positive_int, default=4, help="number of sequences (default: 4)")
-    parser.add_argument("--frames", type=_positive_int, default=300, help="frames per sequence (default: 300)")
+    parser.add_argument("--sequences", type=_positive_int, default=4,
+                        help="number of sequences (default: 4)")
+    parser.add_argument("--frames", type=_positive_int, default=300,
+                        help="frames per sequence, at least 2 (default: 300)")
     parser.add_argument("--seed", type=_seed, default=0, help="dataset seed (default: 0)")
     parser.add_argument("--challenges", nargs="+", metavar="NAME", choices=(*CHALLENGES, "all", "none"),
-                        help="challenges on in every sequence; 'all', 'none', or names (default: a random mix)")
+                        help="challenges on in every sequence: names, 'all' or 'none' "
+                             "(default: a random mix per sequence)")
     parser.add_argument("--width", type=_positive_int, help="frame width (default: 640)")
     parser.add_argument("--height", type=_positive_int, help="frame height (default: 480)")
     parser.add_argument("--thermal-bits", type=int, choices=(8, 16), help="thermal bit depth (default: 8)")
-    parser.add_argument("--config", help="YAML file overriding SyntheticConfig fields (top level or 'synthetic:')")
+    parser.add_argument("--config",
+                        help="YAML file of SyntheticConfig fields (top level or under 'synthetic:')")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one SyntheticConfig field, e.g. --set low_light_gain=0.1")
     parser.add_argument("--workers", type=_positive_int, help="threads encoding images (default: up to 4)")

@@ -7,9 +7,9 @@ blur lengths and attribute thresholds are in pixels, as the benchmarks define th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from m5l_core.config import ConfigError, param
+from m5l_core.config import ConfigError, check_field, param
 
 CHALLENGES: tuple[str, ...] = (
     "occlusion", "heavy_occlusion", "low_illumination", "thermal_crossover", "fast_motion",
@@ -20,7 +20,8 @@ LAYOUTS: tuple[str, ...] = ("gtot", "rgbt234")
 
 # RGBT234 attribute names as the paper (and the project's loaders) use them. The toolkit's
 # attr_txt files spell scale variation "SC", hence the file-name map.
-RGBT234_ATTRIBUTES: tuple[str, ...] = ("BC", "CM", "DEF", "FM", "HO", "LI", "LR", "MB", "NO", "PO", "SV", "TC")
+RGBT234_ATTRIBUTES: tuple[str, ...] = (
+    "BC", "CM", "DEF", "FM", "HO", "LI", "LR", "MB", "NO", "PO", "SV", "TC")
 RGBT234_ATTR_FILE_NAMES: dict[str, str] = {"SV": "SC"}
 GTOT_ATTRIBUTES: tuple[str, ...] = ("OCC", "LSV", "FM", "LI", "TC", "SO", "DEF")
 
@@ -86,7 +87,7 @@ class SyntheticConfig:
     distractor_count: tuple[int, ...] = param((1, 2), "distractors per enabled distractor kind", low=0,
                                               high=20)
     distractor_orbit: tuple[float, ...] = param(
-        (1.0, 2.5), "distractor distance from the target in target diagonals", low=0.0, high=20.0)
+        (1.0, 1.8), "distractor distance from the target in target diagonals", low=0.0, high=20.0)
     background_objects: int = param(40, "random shapes painted on the background", low=0, high=1000)
     background_hot_objects: int = param(6, "background shapes with their own heat", low=0, high=1000)
     thermal_ambient_range: tuple[float, ...] = param((0.3, 0.45), "background thermal level (0..1)",
@@ -116,6 +117,10 @@ class SyntheticConfig:
     camera_motion_px: float = param(1.0, "CM: camera moves at least this many px in one frame", low=0.0)
 
     def __post_init__(self) -> None:
+        # Checked on construction too, so values set in code (dataclasses.replace) obey the
+        # same ranges as values from YAML or the command line.
+        for item in fields(self):
+            check_field(SyntheticConfig, item.name, getattr(self, item.name), f"SyntheticConfig.{item.name}")
         for name in _PAIRS:
             value = getattr(self, name)
             if len(value) != 2 or value[0] > value[1]:

@@ -21,6 +21,12 @@ NOISE_PAD = 32
 NOISE_SCALE = 20.0  # uint8 noise = 128 + NOISE_SCALE * N(0, 1), clipped at about 6 sigma
 
 
+def _noise_bytes(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Gaussian noise stored as uint8 around 128 so OpenCV can add it in one saturating call."""
+    noise = 128 + NOISE_SCALE * rng.standard_normal(shape, dtype=np.float32)
+    return np.clip(noise, 0, 255).astype(np.uint8)
+
+
 def paste(image: np.ndarray, box: np.ndarray, patch: np.ndarray, mask: np.ndarray) -> None:
     """Copy ``patch`` where ``mask`` is set into ``image`` at ``box`` (clipped to the image)."""
     x, y, w, h = (int(v) for v in box)
@@ -34,7 +40,8 @@ def paste(image: np.ndarray, box: np.ndarray, patch: np.ndarray, mask: np.ndarra
 
 def blur_kernel(length: int, velocity: np.ndarray) -> np.ndarray:
     """Normalised line kernel of ``length`` px along the motion direction."""
-    direction = velocity / np.linalg.norm(velocity) if np.linalg.norm(velocity) > 1e-6 else np.array([1.0, 0.0])
+    speed = float(np.linalg.norm(velocity))
+    direction = velocity / speed if speed > 1e-6 else np.array([1.0, 0.0])
     kernel = np.zeros((length, length), dtype=np.float32)
     centre = (length - 1) / 2.0
     start = np.rint(centre - direction * centre).astype(int)
@@ -60,12 +67,12 @@ class FrameRenderer:
         self._config, self._plan, self._look = config, plan, look
         rng = stream(seed, "sensor-noise")
         shape = (config.height + NOISE_PAD, config.width + NOISE_PAD)
-        self._rgb_noise = [np.clip(128 + NOISE_SCALE * rng.standard_normal((*shape, 3), dtype=np.float32), 0, 255)
-                           .astype(np.uint8) for _ in range(NOISE_BANKS)]
+        self._rgb_noise = [_noise_bytes(rng, (*shape, 3)) for _ in range(NOISE_BANKS)]
         self._thermal_noise = [rng.standard_normal(shape, dtype=np.float32) for _ in range(NOISE_BANKS)]
         self._columns = rng.standard_normal(config.width, dtype=np.float32) * config.thermal_column_noise
-        self._noise_pick = rng.integers(0, [NOISE_BANKS, NOISE_PAD, NOISE_PAD, NOISE_BANKS, NOISE_PAD, NOISE_PAD],
-                                        size=(plan.n_frames, 6))
+        # Per frame: RGB bank, x, y offsets, then the same for thermal.
+        highs = [NOISE_BANKS, NOISE_PAD, NOISE_PAD] * 2
+        self._noise_pick = rng.integers(0, highs, size=(plan.n_frames, 6))
         self._masks: dict[tuple[int, int, float | None], np.ndarray] = {}
 
     def render(self, frame: int) -> tuple[np.ndarray, np.ndarray]:

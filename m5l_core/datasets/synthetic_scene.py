@@ -213,7 +213,8 @@ def occluder_boxes(config: SyntheticConfig, seed: int, target: np.ndarray, kinds
 
 
 def distractor_paths(config: SyntheticConfig, seed: int, target: np.ndarray, kind: str) -> list[Distractor]:
-    """Look-alikes orbiting the target at 1-3 target diagonals, scaled with it, drawn behind it."""
+    """Look-alikes orbiting the target at a few target diagonals, scaled with it, drawn behind
+    it, and kept inside the frame (a look-alike out of view distracts nobody)."""
     rng = stream(seed, kind)
     n = len(target)
     frames = np.arange(n)
@@ -225,10 +226,11 @@ def distractor_paths(config: SyntheticConfig, seed: int, target: np.ndarray, kin
         radius = rng.uniform(*config.distractor_orbit)
         spin = rng.uniform(0.01, 0.05) * (1 if rng.random() < 0.5 else -1)
         angle = rng.uniform(0, 2 * np.pi) + spin * frames
-        wobble = 1.0 + 0.3 * np.sin(frames * rng.uniform(0.02, 0.08) + rng.uniform(0, 2 * np.pi))
+        wobble = 1.0 + 0.2 * np.sin(frames * rng.uniform(0.02, 0.08) + rng.uniform(0, 2 * np.pi))
         offset = (radius * wobble * diagonal)[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
         own_size = np.maximum(np.rint(size * rng.uniform(0.8, 1.2)), config.min_target_px)
         corner = np.rint(centre + offset - own_size / 2.0)
+        corner = np.clip(corner, 0, np.array([config.width, config.height]) - own_size)
         found.append(Distractor(kind, np.concatenate([corner, own_size], axis=1).astype(np.int64)))
     return found
 
@@ -240,12 +242,14 @@ def _photometry(config: SyntheticConfig, seed: int, n: int, on: set[str]) -> tup
         rng = stream(seed, "low-light")
         # Night sequences are dark throughout; others pass through a dark stretch.
         spans = [(0, n)] if rng.random() < 0.4 else windows(rng, n, config.low_light_frames, 1)
-        gain = ramp_profile(n, spans, config.low_light_gain, ramp=0 if spans == [(0, n)] else 5)
+        ramp = 0 if spans == [(0, n)] else min(5, (spans[0][1] - spans[0][0]) // 4)
+        gain = ramp_profile(n, spans, config.low_light_gain, ramp=ramp)
     heat = np.ones(n, dtype=np.float32)
     if "thermal_crossover" in on:
         spans = windows(stream(seed, "crossover"), n, config.crossover_frames, 1)
         # The target's temperature drifts towards the background's, it does not jump.
-        heat = ramp_profile(n, spans, config.crossover_contrast, ramp=max(1, (spans[0][1] - spans[0][0]) // 4))
+        ramp = max(1, (spans[0][1] - spans[0][0]) // 4)
+        heat = ramp_profile(n, spans, config.crossover_contrast, ramp=ramp)
     blur = np.zeros(n, dtype=np.int64)
     if "motion_blur" in on:
         rng = stream(seed, "motion-blur")

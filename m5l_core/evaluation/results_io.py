@@ -79,8 +79,13 @@ def result_paths(directory: str | os.PathLike, sequence_names: Iterable[str],
     missing = [name for name, path in paths.items() if not path.is_file()]
     if missing:
         shown = ", ".join(f"{prefix}{n}.txt" for n in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        hint = ""
+        if len(missing) == len(names):
+            found = sorted(p.name for p in directory.glob("*.txt"))
+            hint = (f"; the directory has {len(found)} .txt files" + (f", e.g. {found[0]}" if found else "")
+                    + ": wrong benchmark or split?")
         raise ResultsError(f"{directory}: no result file for {len(missing)} of {len(names)} sequences "
-                           f"(missing: {shown})")
+                           f"(missing: {shown}){hint}")
     return paths
 
 

@@ -7,7 +7,10 @@ Public API (the contract shared with m5l_core.training and m5l_core.tracking)::
     init_from_vgg_m_mat(model, path), VggmInitError
     save_checkpoint(path, model, model_config, extra=None, *, half=False)
     load_checkpoint(path, device="cpu") -> (model, model_config, extra), CheckpointError
-    roi_align(...), align_rois_to_receptive_field(rois), FEATURE_STRIDE, RECEPTIVE_FIELD, FEATURE_OFFSET
+    align_rois_to_receptive_field(rois), FEATURE_STRIDE, RECEPTIVE_FIELD, FEATURE_OFFSET, conv3_size(side)
+
+The pooling function itself is ``m5l_core.models.roi_align.roi_align`` (not re-exported here, so
+the name ``m5l_core.models.roi_align`` keeps meaning the module).
 """
 
 from m5l_core.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
@@ -18,7 +21,6 @@ from m5l_core.models.roi_align import (
     FEATURE_STRIDE,
     RECEPTIVE_FIELD,
     align_rois_to_receptive_field,
-    roi_align,
 )
 from m5l_core.models.vggm import VggmInitError, conv3_size
 
@@ -31,5 +33,5 @@ def init_from_vgg_m_mat(model: M5LNet, path) -> None:
 __all__ = [
     "ABLATIONS", "FEATURE_OFFSET", "FEATURE_STRIDE", "RECEPTIVE_FIELD", "CheckpointError", "M5LNet",
     "ModelConfig", "NetOutput", "VggmInitError", "align_rois_to_receptive_field", "apply_ablation",
-    "conv3_size", "init_from_vgg_m_mat", "load_checkpoint", "read_checkpoint", "roi_align", "save_checkpoint",
+    "conv3_size", "init_from_vgg_m_mat", "load_checkpoint", "read_checkpoint", "save_checkpoint",
 ]

@@ -11,8 +11,9 @@ as a dict); its keys must not collide with the reserved ones. Loading uses
 config with ``from_dict`` so an unknown key (a checkpoint from a different code version) is an
 error naming the file, not a silent default.
 
-``half=True`` stores floating-point tensors as float16 (half the size: the default model is
-about 9.8 M parameters, ~19.6 MB at fp16); they are converted back to float32 on load.
+``half=True`` stores floating-point tensors as float16 (half the size: the default model has
+about 9.9 M parameters, ~19.8 MB at fp16 against ~39.7 MB at fp32); they are converted back
+to float32 on load.
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ the RoI (overlapping) and a max over it keeps the strongest response. Here:
   of the feature map over the cell's area (feature cells treated as unit squares, zero outside
   the map), read from a summed-area table in O(1) per cell. Large RoIs therefore integrate
   every feature cell they cover (no aliasing) and the cost does not grow with the RoI size:
-  25 table reads per RoI whatever its size -- the property the tracker's 256-candidate budget
-  needs. Small cells degrade gracefully to an area-weighted blend of the nearest cells.
+  25 bilinear table lookups per RoI (the 5x5 cell corners) whatever its size -- the property
+  the tracker's 256-candidate budget needs. Small cells degrade gracefully to an
+  area-weighted blend of the nearest cells.
 * ``adaptive=False``: ``sampling x sampling`` bilinear point samples per cell, averaged
   (Mask R-CNN RoIAlign with a fixed sampling ratio; RT-MDNet's training-time layer is
   ``sampling = 1``). Zero outside the map.
@@ -87,9 +88,11 @@ def roi_align(features: Tensor, rois: Tensor, output_size: int = 3, *, spatial_s
     edges_y, edges_x = _cell_edges(rois, output_size + 1, spatial_scale)
     batch_index = rois[:, 0].long()
     if adaptive:
-        grid = _area_average_cells(features, batch_index, edges_y, edges_x)
+        # Cells of one RoI share one area, so the division commutes with the pooling below and
+        # is done on the smaller pooled tensor.
+        grid, scale = _area_integral_cells(features, batch_index, edges_y, edges_x)
     else:
-        grid = _sampled_cells(features, batch_index, edges_y, edges_x, sampling)
+        grid, scale = _sampled_cells(features, batch_index, edges_y, edges_x, sampling), None
     # grid: (C, k+1, k+1, N). Pool every 2x2 block with stride 1, separably over y then x, on
     # shifted views (RoIs innermost: long contiguous rows), then one transposing copy.
     if reduce == "max":
@@ -98,6 +101,8 @@ def roi_align(features: Tensor, rois: Tensor, output_size: int = 3, *, spatial_s
     else:
         rows = grid[:, :-1] + grid[:, 1:]
         pooled = (rows[:, :, :-1] + rows[:, :, 1:]) * 0.25
+    if scale is not None:
+        pooled = pooled * scale
     return pooled.permute(3, 0, 1, 2).contiguous()
 
 
@@ -153,8 +158,9 @@ def _summed_area_table(features: Tensor) -> tuple[Tensor, Tensor]:
     return F.pad(table, (1, 0, 1, 0)), mean
 
 
-def _area_average_cells(features: Tensor, batch_index: Tensor, edges_y: Tensor, edges_x: Tensor) -> Tensor:
-    """Exact average of the map over each cell (zero outside the map): (C, cells, cells, N).
+def _area_integral_cells(features: Tensor, batch_index: Tensor, edges_y: Tensor, edges_x: Tensor
+                         ) -> tuple[Tensor, Tensor]:
+    """Integral of the map over each cell, zero outside: ((C, cells, cells, N), 1 / cell area (N,)).
 
     Feature cell ``r`` covers ``[r - 0.5, r + 0.5)``; the integral up to coordinate ``y`` is the
     table bilinearly interpolated at ``t = y + 0.5`` (exact for a piecewise-constant map), with
@@ -167,11 +173,11 @@ def _area_average_cells(features: Tensor, batch_index: Tensor, edges_y: Tensor, 
     prefix = _bilinear(table, batch_index, t_y, t_x)  # (C, P, P, N): integral up to every cell corner
     strips = prefix[:, 1:] - prefix[:, :-1]
     sums = strips[:, :, 1:] - strips[:, :, :-1]
-    area_inside = (t_y.diff(dim=1).t()[:, None, :] * t_x.diff(dim=1).t()[None, :, :]).to(sums.dtype)
-    area = (edges_y.diff(dim=1).t()[:, None, :] * edges_x.diff(dim=1).t()[None, :, :]).to(sums.dtype)
     # Undo the centring on the part of each cell inside the map.
-    cell_mean = mean.t()[:, None, None, batch_index]
-    return sums.addcmul_(cell_mean, area_inside).div_(area)
+    area_inside = (t_y.diff(dim=1).t()[:, None, :] * t_x.diff(dim=1).t()[None, :, :]).to(sums.dtype)
+    sums = sums.addcmul_(mean.t()[:, None, None, batch_index], area_inside)
+    area = (edges_y[:, 1] - edges_y[:, 0]) * (edges_x[:, 1] - edges_x[:, 0])
+    return sums, (1.0 / area).to(sums.dtype)
 
 
 def _sampled_cells(features: Tensor, batch_index: Tensor, edges_y: Tensor, edges_x: Tensor,

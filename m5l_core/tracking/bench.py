@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from m5l_core.config import ConfigError, apply_overrides
@@ -56,7 +55,8 @@ class Timing:
     def summary(self, counters: dict[str, int]) -> dict:
         per_frame = {k: round(1000 * v / max(self.frames, 1), 2) for k, v in self.stages.items()}
         side = (self.crop_pixels / max(self.frames, 1)) ** 0.5
-        return {"fps": round(self.fps, 2), "ms_per_frame": round(1000 * self.seconds / max(self.frames, 1), 2),
+        ms_per_frame = 1000 * self.seconds / max(self.frames, 1)
+        return {"fps": round(self.fps, 2), "ms_per_frame": round(ms_per_frame, 2),
                 "init_seconds": round(self.init_seconds, 3), "stages_ms": per_frame,
                 "mean_crop_side": round(side, 1), "conv_gflop_per_frame": round(conv_gflop(side, side), 2),
                 **counters}

@@ -26,8 +26,9 @@ class SearchConfig:
     top_k: int = param(5, "the result is the mean of the top-k scored candidates", low=1, high=64)
     padding: float = param(1.2, "context around each box pooled by RoIAlign (RT-MDNet padding)",
                            low=1.0, high=3.0)
-    target_size: int = param(107, "the target's side in crop pixels (crops are resized to this)",
-                             low=16, high=512)
+    target_size: int = param(0, "the target's side in crop pixels (crops are resized to this); 0 = the "
+                                "size the checkpoint was trained at, or RT-MDNet's 107 if it does not say",
+                             low=0, high=512)
     max_crop_side: int = param(1024, "upper bound on a crop side in pixels (memory guard)", low=64, high=4096)
     success_threshold: float = param(0.0, "failure when the top-k mean score (logit difference) is not above",
                                      low=-100.0, high=100.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -30,5 +31,17 @@ def load_tracker(checkpoint: str | os.PathLike | None = None, config: TrackerCon
             raise CheckpointError(f"{checkpoint}: the bundled default model is missing; pass a checkpoint "
                                   "from m5l-train, or recreate it (see m5l_core/assets/README.md)")
     resolved = resolve_device(device)
-    model, model_config, _extra = load_checkpoint(checkpoint, device=resolved)
-    return M5LTracker(model, model_config, config or TrackerConfig(), resolved, seed)
+    model, model_config, extra = load_checkpoint(checkpoint, device=resolved)
+    config = config or TrackerConfig()
+    if config.search.target_size == 0 and trained_target_size(extra):
+        # Track at the scale the network was trained at: crops then look like its training crops.
+        search = dataclasses.replace(config.search, target_size=trained_target_size(extra))
+        config = dataclasses.replace(config, search=search)
+    return M5LTracker(model, model_config, config, resolved, seed)
+
+
+def trained_target_size(extra: dict) -> int | None:
+    """Target side in crop pixels that ``m5l-train`` used, when the checkpoint records it."""
+    sampling = (extra.get("train_config") or {}).get("sampling") or {}
+    size = sampling.get("target_size")
+    return int(round(size)) if isinstance(size, (int, float)) and size > 0 else None

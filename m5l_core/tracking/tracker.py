@@ -30,6 +30,7 @@ from m5l_core.tracking.runtime import PrivateTorchRng, StageTimer, autocast_fact
 from m5l_core.tracking.search import SearchRegion, crop_pair, region_around
 
 SAMPLE_ASPECT = 1.1   # aspect jitter of uniform sample generators (RT-MDNet)
+RTMDNET_TARGET_SIZE = 107  # target side in crop pixels when neither config nor checkpoint gives one
 POOL_CHUNK = 2048     # RoIs pooled per call on the first frame (bounds peak memory)
 
 
@@ -53,6 +54,8 @@ class M5LTracker:
         # fc4/fc5 change online: every sequence starts again from the loaded weights.
         self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self._box: np.ndarray | None = None
+        self._trans = self.config.search.trans
+        self._target_size = self.config.search.target_size or RTMDNET_TARGET_SIZE
         self.last_region: SearchRegion | None = None   # the crop of the last frame (for reports)
         self.counters: dict[str, int] = {}
 
@@ -60,6 +63,11 @@ class M5LTracker:
     @property
     def initialized(self) -> bool:
         return self._box is not None
+
+    @property
+    def search_spread(self) -> float:
+        """Candidate spread for the next frame: ``search.trans``, or ``trans_expanded`` after a failure."""
+        return self._trans
 
     def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box) -> None:
         rgb, thermal = prepare_pair(rgb, thermal, self.config.preprocess)
@@ -193,7 +201,7 @@ class M5LTracker:
 
     def _region(self, boxes: np.ndarray) -> SearchRegion:
         search = self.config.search
-        return region_around(boxes, self._box[2:], search.padding, search.target_size, search.max_crop_side)
+        return region_around(boxes, self._box[2:], search.padding, self._target_size, search.max_crop_side)
 
     def _network_input(self, rgb_crop: np.ndarray, thermal_crop: np.ndarray):
         return tuple(to_network_input(c, self.device).contiguous(memory_format=self._memory_format)

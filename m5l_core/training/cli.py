@@ -25,8 +25,10 @@ from m5l_core.models import ABLATIONS, CheckpointError, VggmInitError
 from m5l_core.preprocess import FrameError
 from m5l_core.training.config import DATASET_KINDS, TrainConfig, check_train_config, load_train_config
 from m5l_core.training.distributed import context_from_env
+from m5l_core.training.loop import TrainingError, train
 
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, VggmInitError, FrameError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, VggmInitError, FrameError, FileNotFoundError,
+               TrainingError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-        from m5l_core.training.loop import train
-
         summary = train(config, Path(args.out), resume=args.resume)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)

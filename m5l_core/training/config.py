@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from m5l_core.config import ConfigError, apply_overrides, load_yaml, nested, param
 from m5l_core.crops import ROI_CONTEXT
+from m5l_core.datasets.synthetic_config import SyntheticConfig
 from m5l_core.losses import LossConfig
 from m5l_core.models import ModelConfig
 from m5l_core.preprocess import PreprocessConfig
@@ -31,10 +32,9 @@ class DataConfig:
                                      "are skipped", low=0.0)
     synthetic_layout: str = param("gtot", "layout the synthetic generator writes",
                                   choices=("gtot", "rgbt234"))
-    synthetic_sequences: int = param(8, "synthetic sequences to generate (when the root has none yet)",
-                                     low=1, high=10000)
-    synthetic_frames: int = param(30, "frames per synthetic sequence", low=2, high=100000)
+    synthetic_sequences: int = param(8, "synthetic sequences (domains) to generate", low=1, high=10000)
     synthetic_seed: int = param(0, "seed of the synthetic generator", low=0)
+    synthetic: SyntheticConfig = nested(SyntheticConfig)
     prefetch: int = param(1, "batches prepared ahead in a background thread (0 = none)", low=0, high=8)
     preprocess: PreprocessConfig = nested(PreprocessConfig)
 

@@ -79,12 +79,17 @@ def make_domains(sequences: list[Sequence], min_box_side: float) -> list[Domain]
 
 
 def domain_for_step(step: int, rank: int, world_size: int, num_domains: int, seed: int) -> int:
-    """Domain trained by ``rank`` at ``step``: a fresh permutation of all domains per epoch,
-    dealt round-robin to the ranks, so ranks train different domains in the same step."""
-    slot = step * world_size + rank
-    epoch, position = divmod(slot, num_domains)
+    """Domain trained by ``rank`` at ``step``.
+
+    Each epoch deals a fresh permutation of the domains to the ranks, ``world_size`` per step.
+    When the domains do not divide evenly, the epoch's last step is topped up from the start
+    of the permutation, so every domain is trained once per epoch and the ranks of one step
+    always train different domains (given at least ``world_size`` domains).
+    """
+    steps_per_epoch = -(-num_domains // world_size)
+    epoch, offset = divmod(step, steps_per_epoch)
     order = np.random.default_rng((seed, 0x5EED, epoch)).permutation(num_domains)
-    return int(order[position])
+    return int(order[(offset * world_size + rank) % num_domains])
 
 
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:

@@ -12,7 +12,9 @@ the other heads get a zero gradient from that rank and the all-reduce averages o
 ranks. Consequences (documented in README): a head's gradient is divided by
 ``world_size`` (a rank's head update is ``1 / world_size`` of a single-process one), and
 the shared layers see the mean gradient of ``world_size`` domains per step, like a larger
-batch. Every rank ends every step with identical weights.
+batch. Every rank ends every step with identical parameters. BatchNorm statistics (the
+embedding module) are rank 0's: DDP broadcasts them at each forward, and
+:func:`sync_buffers` does so before every checkpoint and at the end.
 """
 
 from __future__ import annotations
@@ -99,6 +101,19 @@ def wrap_model(model: torch.nn.Module, context: DistContext, device: torch.devic
 
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+
+
+def sync_buffers(model: torch.nn.Module, context: DistContext) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each forward, so after the last step every rank
+    still holds the statistics of its own last batch; checkpoints and the end of training
+    call this (on every rank) so all ranks hold exactly what rank 0 saves.
+    """
+    if not context.enabled:
+        return
+    for buffer in unwrap_model(model).buffers():
+        dist.broadcast(buffer, src=0)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -14,6 +14,7 @@ batch and :mod:`m5l_core.training.distributed` for how ranks share the work. Out
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +44,11 @@ from m5l_core.training.state import (
 from m5l_core.training.step import LOG_KEYS, step_seed, train_step
 
 LOG_NAME = "train_log.jsonl"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss diverged); the message says what to do."""
+
 SUMMARY_NAME = "summary.json"
 
 
@@ -95,7 +101,7 @@ def _load_domains(config: TrainConfig, out_dir: Path, context: ddp.DistContext,
     if sequences is None:
         # Rank 0 generates synthetic data (if needed) while the others wait, then all read it.
         if context.is_main:
-            sequences = load_training_sequences(config.data, out_dir, generate=True)
+            sequences = load_training_sequences(config.data, out_dir, generate=True, progress=config.progress)
         ddp.barrier(context)
         if not context.is_main:
             sequences = load_training_sequences(config.data, out_dir, generate=False)
@@ -187,6 +193,10 @@ def _loop(run: Run, net: torch.nn.Module) -> tuple[int, float]:
         torch.manual_seed(step_seed(config.seed, batch.step, run.context.rank))
         metrics = train_step(net, run.optimizer, batch, config.loss, config.optim.grad_clip, run.device)
         metrics = _average_over_ranks(metrics, run.context, run.device)
+        if not math.isfinite(metrics["loss"]):
+            # Checked after averaging, so every rank stops together; nothing is saved past here.
+            raise TrainingError(f"the loss is {metrics['loss']} at step {batch.step}; the last good "
+                                f"checkpoint is step {last_saved} in {run.out_dir} (lower the lr?)")
         if batch.step % config.log_every == 0 or batch.step == config.iterations:
             record = _log_record(run, batch.step, batch, metrics, waited, time.perf_counter() - tic + waited)
             run.log.append(record)
@@ -195,10 +205,12 @@ def _loop(run: Run, net: torch.nn.Module) -> tuple[int, float]:
         bar.set_postfix(ce=f"{metrics['ce']:.3f}", mmsl=_short(metrics.get("mmsl")),
                         acc=f"{metrics['accuracy']:.2f}")
         if batch.step % config.checkpoint_every == 0:
+            ddp.sync_buffers(run.model, run.context)
             _save(run, batch.step)
             last_saved = batch.step
     bar.close()
     elapsed = time.perf_counter() - started
+    ddp.sync_buffers(run.model, run.context)
     if len(steps):
         if last_saved != steps[-1]:
             _save(run, steps[-1])

@@ -2,15 +2,13 @@
 
 ``dataset: synthetic`` generates sequences once with the project's generator (into
 ``data.root`` or ``<out>/synthetic``) and then reads them back with the same loaders as real
-benchmarks, so synthetic training exercises the real reading path. Generation writes into a
-temporary folder that is renamed into place, so an interrupted run never leaves a half
-written dataset that a later run would trust.
+benchmarks, so synthetic training exercises the real reading path. The generator skips
+sequences already written with the same settings (an interrupted generation resumes) and
+refuses a folder written with other settings.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from m5l_core.config import ConfigError
@@ -22,21 +20,13 @@ def synthetic_root(config: DataConfig, out_dir: Path) -> Path:
     return Path(config.root) if config.root else Path(out_dir) / "synthetic"
 
 
-def ensure_synthetic(config: DataConfig, root: Path) -> Path:
-    """Generate the synthetic dataset at ``root`` unless a folder is already there."""
-    if root.exists():
-        return root
+def ensure_synthetic(config: DataConfig, root: Path, progress: bool = False) -> Path:
+    """Generate the synthetic dataset at ``root`` (sequences already there are kept)."""
     from m5l_core.datasets.synthetic import write_dataset
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
-        write_dataset(staging, layout=config.synthetic_layout, n_sequences=config.synthetic_sequences,
-                      n_frames=config.synthetic_frames, seed=config.synthetic_seed)
-        staging.rename(root)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    write_dataset(root, layout=config.synthetic_layout, n_sequences=config.synthetic_sequences,
+                  n_frames=config.synthetic.n_frames, seed=config.synthetic_seed, config=config.synthetic,
+                  progress=progress)
     return root
 
 
@@ -51,7 +41,7 @@ def load_training_sequences(config: DataConfig, out_dir: Path, generate: bool = 
     if config.dataset == "synthetic":
         root = synthetic_root(config, out_dir)
         if generate:
-            ensure_synthetic(config, root)
+            ensure_synthetic(config, root, progress)
         sequences = load_benchmark(config.synthetic_layout, root=root, require_images=True)
     else:
         if not config.root:

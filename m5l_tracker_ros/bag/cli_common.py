@@ -29,9 +29,9 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thermal-topic", help="thermal image topic (default: found by type and name)")
 
 
-def add_output_args(parser: argparse.ArgumentParser) -> None:
+def add_output_args(parser: argparse.ArgumentParser, default: str = "none: print only") -> None:
     parser.add_argument("--out", type=Path, help="directory for <sequence>.txt (results) and "
-                        "<sequence>.report.json")
+                        f"<sequence>.report.json (default: {default})")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -24,6 +24,7 @@ META_INIT_BOX = "m5l.init_box"
 META_SEQUENCE = "m5l.sequence"
 META_BENCHMARK = "m5l.benchmark"
 META_FRAMES = "m5l.frames"
+META_SOURCE_BAG = "m5l.source_bag"  # outputs bag of a replay -> the bag whose images were replayed
 
 
 def gt_paths(bag: str | Path) -> tuple[Path, Path]:

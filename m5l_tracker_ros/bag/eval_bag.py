@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagread import BagReader
@@ -25,6 +28,7 @@ from m5l_tracker_ros.bag.errors import BagError
 from m5l_tracker_ros.bag.outputs import Output, frame_boxes, read_outputs
 from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, latency_stats, score_boxes
 from m5l_tracker_ros.bag.source import (
+    GroundTruth,
     check_gt_length,
     default_gt_path,
     initial_box,
@@ -35,8 +39,6 @@ from m5l_tracker_ros.bag.source import (
 from m5l_tracker_ros.bag.topics import IMAGE_TYPES, choose_output_topic
 from m5l_tracker_ros.params import NodeConfig
 
-META_SOURCE_BAG = "m5l.source_bag"
-
 
 def _frames_bag(reader: BagReader, requested: Path | None) -> Path:
     """The bag whose RGB stamps define the frames: this one if it has images, else its source."""
@@ -44,43 +46,55 @@ def _frames_bag(reader: BagReader, requested: Path | None) -> Path:
         return requested
     if any(m in IMAGE_TYPES for m in reader.topics.values()):
         return reader.path
-    source = reader.custom.get(META_SOURCE_BAG)
+    source = reader.custom.get(conv.META_SOURCE_BAG)
     return Path(source) if source else reader.path
 
 
-def _frames_and_pairs(args, frames_bag: Path, outputs: list[Output], gt_path: Path):
-    """(frame stamps, pairs the node could form, init box, GT) from the bag that holds images."""
+@dataclass(frozen=True)
+class Frames:
+    """What the bag with the images says about the frames to score."""
+
+    stamps: list[int]          # RGB header stamp of every frame
+    pairs: int                 # pairs the node could form from them
+    init_box: np.ndarray
+    gt: GroundTruth
+    custom: dict[str, str]     # that bag's metadata
+
+
+def read_frames(args, frames_bag: Path, outputs: list[Output]) -> Frames:
     with BagReader(frames_bag) as reader:
-        gt = load_ground_truth(gt_path, args.gt_thermal)
+        gt = load_ground_truth(args.gt or default_gt_path(frames_bag), args.gt_thermal)
         init = initial_box(reader, gt)
         if not any(m in IMAGE_TYPES for m in reader.topics.values()):
-            stamps = sorted({o.stamp for o in outputs})
-            return stamps, len(stamps), init, gt, reader.custom
+            stamps = sorted({o.stamp for o in outputs})   # no images anywhere: output i is frame i
+            return Frames(stamps, len(stamps), init, gt, dict(reader.custom))
         streams = load_streams(reader, args.rgb_topic, args.thermal_topic, progress=not args.quiet)
         pairs = pair_streams(streams, args.slop, args.queue_size)
-        return streams.rgb_stamps, len(pairs), init, gt, reader.custom
+        return Frames(streams.rgb_stamps, len(pairs), init, gt, dict(reader.custom))
 
 
-def evaluate(args) -> tuple[RunReport, object]:
+def evaluate(args) -> tuple[RunReport, np.ndarray]:
     with BagReader(args.bag) as reader:
-        topic = choose_output_topic(reader.topics, args.output_topic)
+        try:
+            topic = choose_output_topic(reader.topics, args.output_topic)
+        except BagError as err:
+            raise BagError(f"{args.bag}: {err}") from None
         outputs = read_outputs(reader, topic, progress=not args.quiet)
         frames_bag = _frames_bag(reader, args.frames_bag)
         custom = dict(reader.custom)
     if not outputs:
         raise BagError(f"{args.bag}: topic {topic} holds no messages")
-    gt_path = args.gt or default_gt_path(frames_bag)
-    stamps, pairs, init, gt, frames_custom = _frames_and_pairs(args, frames_bag, outputs, gt_path)
-    check_gt_length(gt, len(stamps), str(frames_bag))
-    placed = frame_boxes(stamps, outputs, init)
+    frames = read_frames(args, frames_bag, outputs)
+    check_gt_length(frames.gt, len(frames.stamps), str(frames_bag))
+    placed = frame_boxes(frames.stamps, outputs, frames.init_box)
     matched = [outputs[i] for i in placed.output_of if i >= 0]
-    benchmark = choose_benchmark(args.benchmark, custom.get(conv.META_BENCHMARK)
-                                 or frames_custom.get(conv.META_BENCHMARK))
-    name = custom.get(conv.META_SEQUENCE) or frames_custom.get(conv.META_SEQUENCE) or Path(args.bag).name
-    pr, sr = score_boxes(benchmark, name, gt, init, placed.boxes)
-    report = RunReport(sequence=name, benchmark=benchmark, pr=pr, sr=sr, frames=len(stamps), pairs=pairs,
-                       outputs=len(matched), dropped=max(0, pairs - len(matched)), outputs_per_s=None,
-                       latency=latency_stats(o.latency_s for o in matched),
+    recorded = {**frames.custom, **custom}
+    benchmark = choose_benchmark(args.benchmark, recorded.get(conv.META_BENCHMARK))
+    name = recorded.get(conv.META_SEQUENCE) or Path(args.bag).name
+    pr, sr = score_boxes(benchmark, name, frames.gt, frames.init_box, placed.boxes)
+    report = RunReport(sequence=name, benchmark=benchmark, pr=pr, sr=sr, frames=len(frames.stamps),
+                       pairs=frames.pairs, outputs=len(matched), dropped=max(0, frames.pairs - len(matched)),
+                       outputs_per_s=None, latency=latency_stats(o.latency_s for o in matched),
                        node_latency=latency_stats(o.node_latency for o in matched), mode="recorded")
     return report, placed.boxes
 

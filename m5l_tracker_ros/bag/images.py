@@ -68,7 +68,7 @@ def decode_image(msg, msgtype: str, role: str, where: str) -> np.ndarray:
         raise BagError(f"{where}: {msgtype} is not an image type (expected {IMAGE} or {COMPRESSED_IMAGE})")
     try:
         return image_conv.to_rgb(msg) if role == "rgb" else image_conv.to_thermal(msg)
-    except image_conv.ImageRejected as err:
+    except ValueError as err:  # image_conv's rejection type (a ValueError naming the reason)
         raise BagError(f"{where}: {err}") from None
 
 

@@ -18,7 +18,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rosbags.rosbag2 import Writer, WriterError
 from tqdm import tqdm
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from m5l_core.datasets import DatasetError, Sequence, load_sequence
 from m5l_core.evaluation.metrics import ResultsError
 from m5l_core.evaluation.results_io import write_result_file
+from m5l_core.tracking.runner import read_frame
 from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagwrite import STORAGES, bag_writer
 from m5l_tracker_ros.bag.errors import BagError
@@ -60,18 +60,6 @@ def frame_stamps(frames: int, options: BagOptions) -> tuple[np.ndarray, np.ndarr
     return rgb, rgb + jitter
 
 
-def read_frame(path: Path, role: str) -> np.ndarray:
-    """An image file as the tracker takes it: RGB order; thermal keeps 1 channel and its bit depth."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR if role == "rgb" else cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise BagError(f"{path}: cannot read the {role} image")
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    if image.ndim == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
-
-
 def init_message(box: np.ndarray):
     """``~/init`` takes integer pixels; the exact float box travels in the metadata."""
     x, y, w, h = (max(0, round(float(v))) for v in box)
@@ -91,8 +79,9 @@ def _write_messages(writer: Writer, sequence: Sequence, options: BagOptions, pro
     for rgb_path, thermal_path, rgb_stamp, thermal_stamp in tqdm(
             frames, total=len(sequence.rgb_frames), desc=f"bag {sequence.name}", unit="frame",
             disable=not progress):
-        messages = [(int(rgb_stamp), rgb_conn, read_frame(rgb_path, "rgb"), "rgb"),
-                    (int(thermal_stamp), thermal_conn, read_frame(thermal_path, "thermal"), "thermal")]
+        # the offline runner's reader: the bag carries exactly the arrays m5l-track gives the tracker
+        messages = [(int(rgb_stamp), rgb_conn, read_frame(rgb_path, thermal=False), "rgb"),
+                    (int(thermal_stamp), thermal_conn, read_frame(thermal_path, thermal=True), "thermal")]
         for stamp, conn, pixels, role in sorted(messages, key=lambda m: m[0]):
             msg = image_message(pixels, stamp, role)
             writer.write(conn, stamp, store.serialize_cdr(msg, IMAGE))

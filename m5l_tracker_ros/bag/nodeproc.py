@@ -8,13 +8,22 @@ shutdown; SIGTERM would skip it), then SIGKILL if it does not exit.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 from m5l_tracker_ros.bag.errors import BagError
-from m5l_tracker_ros.workspace import WorkspaceError, node_command, package_env
+from m5l_tracker_ros.workspace import (
+    PACKAGE,
+    WorkspaceError,
+    fastdds_profile,
+    node_command,
+    package_env,
+    profile_variables,
+)
 
 STOP_TIMEOUT_S = 10.0
 
@@ -41,21 +50,26 @@ class NodeProcess:
         self.extra_ros_args = list(extra_ros_args or [])
         self._process: subprocess.Popen | None = None
 
-    def command(self) -> list[str]:
-        overrides = []
+    def _ros_args(self) -> list[str]:
+        args = ["--params-file", str(self.params_file)] if self.params_file is not None else []
         for name, value in self.parameters.items():
-            overrides += ["-p", f"{name}:={ros_argument(value)}"]
+            args += ["-p", f"{name}:={ros_argument(value)}"]
+        return args + self.extra_ros_args
+
+    def command_and_env(self) -> tuple[list[str], dict[str, str]]:
+        """This repository's colcon build; else, in a sourced ROS workspace, ``ros2 run``."""
         try:
-            return node_command(params_file=self.params_file) + overrides + self.extra_ros_args
+            return node_command() + self._ros_args(), package_env()
         except WorkspaceError as err:
-            raise BagError(str(err)) from None
+            if shutil.which("ros2") is None:
+                raise BagError(f"{err} (and no `ros2` to run an installed m5l_tracker_ros)") from None
+        env = dict(os.environ)
+        for name, value in profile_variables(fastdds_profile(), env.get("ROS_DISTRO", "")).items():
+            env.setdefault(name, value)
+        return ["ros2", "run", PACKAGE, "track_node", "--ros-args", *self._ros_args()], env
 
     def start(self) -> NodeProcess:
-        command = self.command()
-        try:
-            env = package_env()
-        except WorkspaceError as err:
-            raise BagError(str(err)) from None
+        command, env = self.command_and_env()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -17,16 +17,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from m5l_tracker_ros.bag.bagread import BagReader
-from m5l_tracker_ros.bag.images import decode_image, image_message
 from m5l_tracker_ros.bag.outputs import Output, with_stamp
-from m5l_tracker_ros.bag.player import ReplayClient
-from m5l_tracker_ros.bag.source import ImageStreams
-from m5l_tracker_ros.bag.typestore import COMPRESSED_IMAGE, IMAGE, typestore
+from m5l_tracker_ros.bag.source import ImageStreams, Payloads
+
+if TYPE_CHECKING:  # rclpy is imported only where a replay really runs
+    from m5l_tracker_ros.bag.player import ReplayClient
 
 RGB, THERMAL = 0, 1
 START_LEAD_NS = 200_000_000   # time to schedule the first message in realtime mode
@@ -44,29 +44,6 @@ class ReplayRun:
     def outputs_per_s(self) -> float | None:
         span = (self.finished_ns - self.started_ns) / 1e9
         return len(self.outputs) / span if self.outputs and span > 0 else None
-
-
-Payloads = tuple[list[bytes], list[bytes]]  # CDR bytes of the RGB and thermal images, by index
-
-
-def raw_image_payloads(reader: BagReader, streams: ImageStreams, progress: bool) -> Payloads:
-    """CDR ``sensor_msgs/Image`` bytes for every message; CompressedImage is decoded once here
-    because the node subscribes raw images."""
-    store = typestore()
-    payloads = ([], [])
-    for stream, (role, messages) in enumerate((("rgb", streams.rgb), ("thermal", streams.thermal))):
-        compressed = messages[0].msgtype == COMPRESSED_IMAGE
-        bar = tqdm(messages, desc=f"decode {role}", unit="img", leave=False,
-                   disable=not (progress and compressed))
-        for message in bar:
-            if not compressed:
-                payloads[stream].append(message.raw)
-                continue
-            msg = reader.deserialize(message.raw, message.msgtype)
-            pixels = decode_image(msg, message.msgtype, role, f"{reader.path} {role}")
-            raw_msg = image_message(pixels, message.stamp, msg.header.frame_id)
-            payloads[stream].append(bytes(store.serialize_cdr(raw_msg, IMAGE)))
-    return payloads
 
 
 def _back_to_bag_time(output: Output, original: int) -> Output:

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from m5l_core.evaluation.metrics import ResultsError
 from m5l_core.evaluation.results_io import read_result_file
 from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagread import BagReader, RawMessage
 from m5l_tracker_ros.bag.errors import BagError
-from m5l_tracker_ros.bag.images import decode_image
+from m5l_tracker_ros.bag.images import decode_image, image_message
 from m5l_tracker_ros.bag.topics import ImageTopics, choose_image_topics
+from m5l_tracker_ros.bag.typestore import COMPRESSED_IMAGE, IMAGE, typestore
 from m5l_tracker_ros.pairing import ApproximatePairer
 
 
@@ -44,7 +46,10 @@ class GroundTruth:
 def load_streams(reader: BagReader, rgb_topic: str | None = None, thermal_topic: str | None = None,
                  progress: bool = False) -> ImageStreams:
     """Both image streams, checked to be non-empty and decodable (first message of each)."""
-    topics = choose_image_topics(reader.topics, rgb_topic, thermal_topic)
+    try:
+        topics = choose_image_topics(reader.topics, rgb_topic, thermal_topic)
+    except BagError as err:
+        raise BagError(f"{reader.path}: {err}") from None
     streams = ImageStreams(topics, reader.read_topic(topics.rgb, progress),
                            reader.read_topic(topics.thermal, progress))
     checks = (("rgb", topics.rgb, streams.rgb), ("thermal", topics.thermal, streams.thermal))
@@ -133,3 +138,26 @@ def pair_streams(streams: ImageStreams, slop_s: float, queue_size: int) -> list[
     for stamp, index, position in arrivals:
         pairer.add(index, stamp, position)
     return pairs
+
+
+Payloads = tuple[list[bytes], list[bytes]]  # CDR bytes of the RGB and thermal images, by index
+
+
+def raw_image_payloads(reader: BagReader, streams: ImageStreams, progress: bool) -> Payloads:
+    """CDR ``sensor_msgs/Image`` bytes for every message; CompressedImage is decoded once here
+    because the node subscribes raw images."""
+    store = typestore()
+    payloads = ([], [])
+    for stream, (role, messages) in enumerate((("rgb", streams.rgb), ("thermal", streams.thermal))):
+        compressed = messages[0].msgtype == COMPRESSED_IMAGE
+        bar = tqdm(messages, desc=f"decode {role}", unit="img", leave=False,
+                   disable=not (progress and compressed))
+        for message in bar:
+            if not compressed:
+                payloads[stream].append(message.raw)
+                continue
+            msg = reader.deserialize(message.raw, message.msgtype)
+            pixels = decode_image(msg, message.msgtype, role, f"{reader.path} {role}")
+            raw_msg = image_message(pixels, message.stamp, msg.header.frame_id)
+            payloads[stream].append(bytes(store.serialize_cdr(raw_msg, IMAGE)))
+    return payloads

@@ -1,0 +1,173 @@
+"""The online tracker behind the one tracker API, with a real (tiny, random) network.
+
+test_runner.py and test_bench.py import the helpers defined here (tiny checkpoint, fast
+tracker settings, short synthetic sequences).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from m5l_core.config import describe, from_dict
+from m5l_core.datasets.synthetic import SyntheticConfig, generate_sequence
+from m5l_core.geometry import centers, overlap_ratio
+from m5l_core.models import CheckpointError, M5LNet, ModelConfig, save_checkpoint
+from m5l_core.tracking import M5LTracker, TrackerConfig, TrackerError, TrackResult, TrackState, load_tracker
+
+# Few samples and iterations and a small crop scale: the procedure is the full one, only cheaper.
+FAST_SETTINGS = {
+    "search": {"n_candidates": 64, "target_size": 48},
+    "init": {"n_pos": 50, "n_neg": 200, "iterations": 5},
+    "update": {"n_pos": 20, "n_neg": 50, "iterations": 3},
+    "optim": {"neg_candidates": 128},
+    "bbreg": {"n_samples": 100},
+}
+TINY_MODEL = {"fc_dim": 64, "use_embedding": False}
+
+
+def fast_config(**sections) -> TrackerConfig:
+    data = {key: dict(value) for key, value in FAST_SETTINGS.items()}
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    return from_dict(TrackerConfig, data)
+
+
+def tiny_model(seed: int = 0) -> tuple[M5LNet, ModelConfig]:
+    torch.manual_seed(seed)
+    config = from_dict(ModelConfig, TINY_MODEL)
+    return M5LNet(config, 1), config
+
+
+def write_tiny_checkpoint(path) -> None:
+    model, config = tiny_model()
+    save_checkpoint(path, model, config)
+
+
+def synthetic(n_frames: int = 16, seed: int = 3, width: int = 320, height: int = 240, challenges=(), **extra):
+    config = SyntheticConfig(width=width, height=height, n_frames=n_frames, **extra)
+    return generate_sequence(config, seed=seed, challenges=challenges)
+
+
+def run(tracker, sequence, thermal=None) -> list[TrackResult]:
+    thermal = sequence.thermal if thermal is None else thermal
+    tracker.initialize(sequence.rgb[0], thermal[0], sequence.gt_rgb[0])
+    return [tracker.track(sequence.rgb[i], thermal[i]) for i in range(1, len(sequence))]
+
+
+def centre_errors(results, gt) -> np.ndarray:
+    boxes = np.stack([r.box for r in results])
+    return np.linalg.norm(centers(boxes) - centers(gt[1:len(results) + 1]), axis=1)
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    return synthetic(n_frames=12, speed_range=(3.0, 5.0))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    write_tiny_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(checkpoint, sequence):
+    tracker = load_tracker(checkpoint, fast_config(), device="cpu", seed=0)
+    return tracker, run(tracker, sequence)
+
+
+def test_box_follows_moving_target(first_run, sequence):
+    _, results = first_run
+    gt = sequence.gt_rgb
+    travelled = np.linalg.norm(centers(gt[-1]) - centers(gt[0]))
+    errors = centre_errors(results, gt)
+    assert travelled > 25, "the synthetic target must actually move for this test to mean anything"
+    assert np.median(errors) < 10
+    assert overlap_ratio(results[-1].box, gt[-1]) > 0.4
+    last = results[-1]
+    assert last.box.shape == (4,) and np.all(np.isfinite(last.box))
+    assert isinstance(last.score, float) and isinstance(last.success, bool)
+    assert 0 < last.rgb_weight <= 1 and 0 < last.thermal_weight <= 1
+    assert {"preprocess", "features", "scoring", "bbreg", "update", "total"} <= set(last.timings)
+
+
+def test_deterministic_for_a_seed_and_reinitialising_starts_afresh(first_run, sequence):
+    tracker, results = first_run
+    expected = np.stack([r.box for r in results[:5]])
+    again = np.stack([r.box for r in run(tracker, sequence)[:5]])   # same tracker, online-trained weights
+    np.testing.assert_array_equal(expected, again)
+    model, config = tiny_model()
+    fresh = M5LTracker(model, config, tracker.config, "cpu", seed=0)
+    np.testing.assert_array_equal(expected, np.stack([r.box for r in run(fresh, sequence)[:5]]))
+    other = M5LTracker(model, config, tracker.config, "cpu", seed=1)
+    assert not np.array_equal(expected, np.stack([r.box for r in run(other, sequence)[:5]]))
+
+
+def test_failure_widens_the_search_and_runs_short_term_updates(checkpoint, sequence, first_run):
+    normal, _ = first_run
+    failing = load_tracker(checkpoint, fast_config(search={"success_threshold": 99.0}), device="cpu", seed=0)
+    results = run(failing, sequence)[:4]
+    assert not any(r.success for r in results)
+    assert results[-1].state is TrackState.LOST
+    assert failing.counters["failures"] == failing.counters["short_term_updates"] == len(sequence) - 1
+    assert failing.counters["long_term_updates"] == 0
+    assert failing.search_spread == failing.config.search.trans_expanded == 1.4
+    assert normal.counters["failures"] < normal.counters["frames"]
+
+
+def test_mono16_thermal_of_another_size_is_registered(checkpoint):
+    sequence = synthetic(n_frames=8, seed=5, thermal_bits=16)
+    assert sequence.thermal[0].dtype == np.uint16
+    # A half-resolution single-channel thermal camera: the default rule fits it to the RGB frame.
+    small = [t[::2, ::2, None] for t in sequence.thermal]
+    tracker = load_tracker(checkpoint, fast_config(), device="cpu", seed=0)
+    results = run(tracker, sequence, thermal=small)
+    assert np.median(centre_errors(results, sequence.gt_rgb)) < 15
+    # Boxes are in RGB pixels whatever the thermal size.
+    assert all(r.box[0] + r.box[2] / 2 < 320 and r.box[1] + r.box[3] / 2 < 240 for r in results)
+
+
+def test_explicit_thermal_registration_is_used(checkpoint):
+    sequence = synthetic(n_frames=3, seed=5)
+    shifted = [np.roll(t, (0, -20), axis=(0, 1)) for t in sequence.thermal]
+    config = fast_config(preprocess={"thermal_offset": (20.0, 0.0)})
+    tracker = load_tracker(checkpoint, config, device="cpu", seed=0)
+    results = run(tracker, sequence, thermal=shifted)
+    assert len(results) == 2 and np.all(np.isfinite(results[-1].box))
+
+
+def test_corrupt_and_mismatched_checkpoints_name_the_file(tmp_path, checkpoint):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt.pt"):
+        load_tracker(corrupt, device="cpu")
+    model, config = tiny_model()
+    mismatched = tmp_path / "mismatched.pt"
+    wrong = from_dict(ModelConfig, {**TINY_MODEL, "fc_dim": 32})
+    save_checkpoint(mismatched, model, wrong)
+    with pytest.raises(CheckpointError, match="mismatched.pt"):
+        load_tracker(mismatched, device="cpu")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_tracker(tmp_path / "absent.pt", device="cpu")
+
+
+def test_misuse_is_a_clear_error(checkpoint, sequence):
+    tracker = load_tracker(checkpoint, fast_config(), device="cpu")
+    with pytest.raises(TrackerError, match="before initialize"):
+        tracker.track(sequence.rgb[0], sequence.thermal[0])
+    for bad in ([0, 0, 0, 10], [1, 2, 3], [5000, 5000, 10, 10], [np.nan, 0, 5, 5]):
+        with pytest.raises(TrackerError):
+            tracker.initialize(sequence.rgb[0], sequence.thermal[0], bad)
+
+
+def test_every_setting_is_described_for_ros_parameters():
+    rows = dict(describe(TrackerConfig))
+    assert rows["search.n_candidates"]["default"] == 256
+    assert rows["update.long_term_interval"]["default"] == 10
+    for name, meta in rows.items():
+        assert meta["help"], name
+        if meta["type"] in (int, float):
+            assert meta["low"] is not None and meta["high"] is not None, name
