@@ -98,8 +98,8 @@ class NodeStats:
             self.tracker_errors += 1
 
 
-def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], dropped_pairs: int,
-                 unpaired: int | None, now: float) -> DiagnosticStatus:
+def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], stream_timeout: float,
+                 dropped_pairs: int, unpaired: int | None, now: float) -> DiagnosticStatus:
     """One DiagnosticStatus: OK while tracking with live streams, WARN otherwise."""
     with stats.lock:
         fps = stats.results.rate()
@@ -125,7 +125,7 @@ def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], droppe
         values[f"{stream.name}_age_s"] = "never" if age is None else f"{age:.2f}"
         if age is None:
             problems.append(f"no {stream.name} images yet")
-        elif stream.stale:
+        elif age > stream_timeout:
             problems.append(f"{stream.name} stream stale")
     if state == TrackState.LOST:
         problems.append("target lost")

@@ -39,6 +39,7 @@ ENCODINGS: dict[str, tuple[int, np.dtype]] = {
 RGB_ENCODINGS = ("rgb8", "bgr8", "8UC3", "mono8", "8UC1")
 THERMAL_ENCODINGS = ("rgb8", "bgr8", "8UC3", "mono8", "8UC1", "mono16", "16UC1", "32FC1")
 BGR_ORDER = ("bgr8", "8UC3")
+ACCEPTED = {"rgb": RGB_ENCODINGS, "thermal": THERMAL_ENCODINGS}
 
 
 class ImageError(ValueError):

@@ -95,7 +95,7 @@ class TrackerNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.images = ros_io.PairedImageInput(
             self, (cfg.rgb_topic, cfg.thermal_topic), ros_io.image_qos(cfg.image_qos, cfg.image_qos_depth),
-            cfg.sync_queue_size, cfg.sync_slop, self.worker.submit, self._on_arrival,
+            cfg.sync_queue_size, cfg.sync_slop, self.worker.submit, self._admit_image,
             ros_io.load_message_filters())
         self.init_sub = self.create_subscription(RegionOfInterest, "~/init", self._on_init, reliable)
         self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
@@ -104,8 +104,21 @@ class TrackerNode(Node):
 
     # --- callbacks (executor thread): quick, never raise ---------------------------------------
 
-    def _on_arrival(self, index: int) -> None:
+    def _admit_image(self, index: int, msg: Image) -> bool:
+        """Note the arrival; refuse (count, warn) an image whose layout is unusable, before pairing.
+
+        Only the header fields are checked here, so the callback stays quick; decoding (and the
+        NaN check of float images) happens in the worker.
+        """
         self.streams[index].arrived(time.monotonic())
+        stream = STREAM_NAMES[index]
+        try:
+            image_conv.check_layout(msg, image_conv.ACCEPTED[stream], self.config.max_image_side)
+        except image_conv.ImageError as err:
+            self.stats.record_rejected(stream)
+            self.warn(f"reject-{stream}", f"{stream} image rejected: {err}")
+            return False
+        return True
 
     def _on_init(self, roi: RegionOfInterest) -> None:
         try:
@@ -134,7 +147,8 @@ class TrackerNode(Node):
     def _publish_diagnostics(self) -> None:
         try:
             status = build_status(f"{self.get_fully_qualified_name()}: tracking", self.stats, self.streams,
-                                  self.worker.dropped, self.images.unpaired(), time.monotonic())
+                                  self.config.stream_timeout, self.worker.dropped, self.images.unpaired(),
+                                  time.monotonic())
             self.diag_pub.publish(DiagnosticArray(header=self._stamp_header(), status=[status]))
         except Exception as err:
             self.warn("diagnostics", f"diagnostics failed: {err!r}")

@@ -44,51 +44,63 @@ def load_message_filters() -> Any | None:
         return None
 
 
+class _Gate:
+    """A message_filters-style source (registerCallback/signalMessage) for the synchronizer."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[tuple[Callable[..., None], tuple]] = []
+
+    def registerCallback(self, callback: Callable[..., None], *args: Any) -> int:  # noqa: N802 - upstream name
+        self._callbacks.append((callback, args))
+        return len(self._callbacks) - 1
+
+    def signalMessage(self, msg: Any) -> None:  # noqa: N802 - upstream name
+        for callback, args in self._callbacks:
+            callback(msg, *args)
+
+
 class PairedImageInput:
     """RGB + thermal subscriptions paired by approximate time; calls ``on_pair(FramePair)``.
 
-    Uses message_filters' ApproximateTimeSynchronizer where installed, else ApproximatePairer
-    (same rules). ``on_arrival(index)`` sees every image, paired or not, to watch the streams.
+    Every image first goes to ``admit(index, msg)``, which notes its arrival and returns False
+    for an image that must not be paired (malformed). Admitted images are paired by
+    message_filters' ApproximateTimeSynchronizer where installed, else by ApproximatePairer
+    (same rules).
     """
 
     def __init__(self, node: Any, topics: tuple[str, str], qos: QoSProfile, queue_size: int, slop: float,
-                 on_pair: Callable[[FramePair], None], on_arrival: Callable[[int], None],
+                 on_pair: Callable[[FramePair], None], admit: Callable[[int, Any], bool],
                  message_filters: Any | None = None) -> None:
         self._on_pair = on_pair
-        self._on_arrival = on_arrival
+        self._admit = admit
         self._logger = node.get_logger()
         self.pairer: ApproximatePairer | None = None
         if message_filters is not None:
-            subs = [message_filters.Subscriber(node, Image, t, qos_profile=qos) for t in topics]
-            for index, sub in enumerate(subs):
-                sub.registerCallback(self._arrived, index)
-            self._sync = message_filters.ApproximateTimeSynchronizer(subs, queue_size, slop)
+            self._gates = [_Gate(), _Gate()]
+            self._sync = message_filters.ApproximateTimeSynchronizer(self._gates, queue_size, slop)
             self._sync.registerCallback(self._paired)
-            self._subscriptions = subs
             self.backend = "message_filters"
         else:
             self.pairer = ApproximatePairer(2, queue_size, slop, self._paired)
-            self._subscriptions = [
-                node.create_subscription(Image, t, lambda msg, i=index: self._own_pairing(msg, i), qos)
-                for index, t in enumerate(topics)]
             self.backend = "m5l_tracker_ros.pairing"
+        self._subscriptions = [
+            node.create_subscription(Image, topic, lambda msg, i=index: self._received(i, msg), qos)
+            for index, topic in enumerate(topics)]
 
     def unpaired(self) -> int | None:
         """Images evicted from the pairing queues without a partner (own pairing only)."""
         return None if self.pairer is None else sum(self.pairer.evicted)
 
-    def _arrived(self, _msg: Any, index: int) -> None:
+    def _received(self, index: int, msg: Any) -> None:
         try:
-            self._on_arrival(index)
+            if not self._admit(index, msg):
+                return
+            if self.pairer is not None:
+                self.pairer.add(index, stamp_to_ns(msg.header.stamp), msg)
+            else:
+                self._gates[index].signalMessage(msg)
         except Exception as err:  # nothing may escape a subscription callback
-            self._logger.error(f"image arrival handling failed: {err!r}")
-
-    def _own_pairing(self, msg: Any, index: int) -> None:
-        self._arrived(msg, index)
-        try:
-            self.pairer.add(index, stamp_to_ns(msg.header.stamp), msg)
-        except Exception as err:
-            self._logger.error(f"pairing failed: {err!r}")
+            self._logger.error(f"image handling failed: {err!r}")
 
     def _paired(self, rgb: Any, thermal: Any) -> None:
         try:

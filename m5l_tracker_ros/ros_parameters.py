@@ -67,9 +67,14 @@ def make_descriptor(name: str, meta: Mapping[str, Any], ptype: Parameter.Type) -
             from_value=-math.inf if low is None else float(low),
             to_value=math.inf if high is None else float(high), step=0.0)]
     else:  # arrays: ROS has no per-element ranges; the bounds are stated and checked by from_dict
-        descriptor.additional_constraints = _join(descriptor.additional_constraints,
-                                                  f"each value in [{low}, {high}]")
+        descriptor.additional_constraints = _join(descriptor.additional_constraints, _bounds_text(low, high))
     return descriptor
+
+
+def _bounds_text(low: float | None, high: float | None) -> str:
+    if low is None:
+        return f"each value <= {high}"
+    return f"each value >= {low}" if high is None else f"each value in [{low}, {high}]"
 
 
 def _join(first: str, second: str) -> str:

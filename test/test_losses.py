@@ -184,3 +184,14 @@ def test_training_loss_without_mmsl_needs_no_embeddings():
     assert logits.grad is not None
     with pytest.raises(ValueError, match="no embeddings"):
         training_loss(logits, torch.tensor([1, 0]), None, None, CFG)
+
+
+def test_gradient_step_moves_mined_samples_towards_their_intervals():
+    pos = at_distances([1.8]).requires_grad_()
+    neg = at_distances([1.0], first_axis=2).requires_grad_()
+    cfg = from_dict(LossConfig, {"use_cross": False})
+    mmsl_loss(ANCHOR, pos, neg, ANCHOR, pos, neg, cfg).total.backward()
+    with torch.no_grad():
+        new_pos, new_neg = pos - 0.01 * pos.grad, neg - 0.01 * neg.grad
+    assert anchor_distances(ANCHOR, new_pos).item() < 1.8  # pulled towards [1.5, 1.6]
+    assert anchor_distances(ANCHOR, new_neg).item() > 1.0  # pushed towards [1.8, 1.9]

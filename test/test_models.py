@@ -158,3 +158,13 @@ def test_bad_inputs_raise_clear_errors():
 def test_attention_cost_is_small_against_the_conv_features():
     # 256 candidates per frame vs ~9.3 GFLOP for two conv1-3 streams on a 321x321 crop.
     assert fusion_flops(512, ModelConfig().attention_hidden, 256) / 9.3e9 < 0.05
+
+
+def test_pool_follows_the_roi_config():
+    from m5l_core.models.roi_align import roi_align
+
+    model = make(roi_adaptive=False, roi_sampling=2, roi_reduce="avg")
+    feats = (torch.randn(1, 512, 4, 4), torch.randn(1, 512, 4, 4))
+    rois = torch.tensor([[0, 1.0, 2.0, 20.0, 25.0]])
+    pooled = model.pool(feats, rois)
+    assert torch.equal(pooled[1], roi_align(feats[1], rois, 3, adaptive=False, sampling=2, reduce="avg"))

@@ -181,3 +181,13 @@ def test_align_rois_shifts_coordinates_only():
     assert shifted[0, 0] == 1
     assert torch.allclose(shifted[0, 1:], rois[0, 1:] - FEATURE_OFFSET)
     assert rois[0, 1] == 100.0  # input untouched
+
+
+def test_bfloat16_maps_are_pooled_in_float32():
+    gen = torch.Generator().manual_seed(4)
+    features = torch.rand(1, 4, 30, 30, generator=gen) * 20
+    rois = torch.tensor([[0, 10.0, 12.0, 150.0, 170.0], [0, 40.0, 30.0, 60.0, 52.0]])
+    low = roi_align(features.bfloat16(), rois, 3)
+    assert low.dtype == torch.bfloat16
+    expected = roi_align(features.bfloat16().float(), rois, 3)
+    assert torch.allclose(low.float(), expected, rtol=1e-2)

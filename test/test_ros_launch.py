@@ -44,7 +44,8 @@ def test_the_launch_file_declares_the_documented_arguments():
                     reason="needs a ROS 2 installation with launch_ros and ros2cli")
 def test_ros2_launch_starts_a_node_that_answers_and_stops_on_sigint(tmp_path):
     import rclpy
-    from test_ros_node import LIGHT_TRACKER, Driver, Record, checkpoint_for_test
+    from test_ros_node import LIGHT_TRACKER, checkpoint_for_test
+    from test_ros_stream import Driver, Record
 
     from m5l_tracker_ros import workspace
     domain = 1 + (os.getpid() + 50) % 100

@@ -115,3 +115,61 @@ def test_same_pairs_as_message_filters_where_it_is_installed():
             sources[index].signalMessage(msg)
             pairer.add(index, t, msg)
         assert ours == theirs and len(ours) > 100
+
+
+class FakeNode:
+    """Just what PairedImageInput uses of a node: subscriptions and a logger."""
+
+    def __init__(self):
+        self.callbacks = {}
+
+    def create_subscription(self, msg_type, topic, callback, qos):
+        self.callbacks[topic] = callback
+
+    def get_logger(self):
+        import logging
+        return logging.getLogger("fake")
+
+
+class FakeMessageFilters:
+    """Stands in for message_filters: a synchronizer wired to its inputs the upstream way."""
+
+    class ApproximateTimeSynchronizer:
+        def __init__(self, inputs, queue_size, slop):
+            self.callbacks = []
+            self.pairer = ApproximatePairer(len(inputs), queue_size, slop,
+                                            lambda *msgs: [cb(*msgs) for cb in self.callbacks])
+            for index, source in enumerate(inputs):
+                source.registerCallback(self.add, index)   # upstream passes (queue, index)
+
+        def add(self, msg, index):
+            self.pairer.add(index, stamp_to_ns(msg.header.stamp), msg)
+
+        def registerCallback(self, callback):  # noqa: N802 - upstream name
+            self.callbacks.append(callback)
+
+
+@pytest.mark.parametrize("backend", [None, FakeMessageFilters])
+def test_image_input_pairs_admitted_images_with_either_backend(backend):
+    pytest.importorskip("rclpy")
+    from m5l_tracker_ros.ros_io import PairedImageInput, image_qos
+    node, pairs, seen = FakeNode(), [], []
+
+    def admit(index, msg):
+        seen.append((index, msg.frame_id))
+        return msg.frame_id != "bad"
+
+    PairedImageInput(node, ("rgb", "thermal"), image_qos("sensor_data", 5), 10, 0.01, pairs.append, admit,
+                     backend)
+    rgb, thermal = node.callbacks["rgb"], node.callbacks["thermal"]
+
+    def msg(t_ms, frame_id):
+        return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=0, nanosec=t_ms * MS)),
+                               frame_id=frame_id)
+
+    rgb(msg(100, "bad"))
+    thermal(msg(101, "t101"))        # its partner was refused: nothing to pair with
+    rgb(msg(133, "r133"))
+    thermal(msg(134, "t134"))
+    assert [(p.rgb.frame_id, p.thermal.frame_id) for p in pairs] == [("r133", "t134")]
+    assert len(seen) == 4

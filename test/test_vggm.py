@@ -66,3 +66,13 @@ def test_bad_files_give_clear_errors(tmp_path):
     scipy.io.savemat(not_conv, {"layers": layers})
     with pytest.raises(VggmInitError, match="expected a struct with 'weights'"):
         init_from_vgg_m_mat(model, not_conv)
+
+
+def test_lrn_uses_the_matconvnet_formula():
+    from m5l_core.models.vggm import LocalResponseNorm
+
+    x = torch.randn(2, 7, 3, 3) * 30
+    got = LocalResponseNorm(5, 1e-4, 0.75, 2.0)(x)
+    squares = torch.nn.functional.pad(x.pow(2), (0, 0, 0, 0, 2, 2))
+    window = sum(squares[:, i:i + 7] for i in range(5))
+    assert torch.allclose(got, x / (2.0 + 1e-4 * window) ** 0.75, rtol=1e-5)

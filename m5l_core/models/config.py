@@ -36,7 +36,8 @@ class ModelConfig:
                             low=1, high=16)
     roi_adaptive: bool = param(True, "RT-MDNet adaptive RoIAlign: each cell averages all the feature "
                                      "cells it covers (sampling follows the RoI size)")
-    roi_sampling: int = param(2, "bilinear sampling points per cell side when roi_adaptive is false",
+    roi_sampling: int = param(1, "bilinear sampling points per cell side when roi_adaptive is false "
+                                 "(1 = RT-MDNet's training-time RoIAlignMax)",
                               low=1, high=16)
     roi_reduce: str = param("max", "reduction over a bin's sampling points: max (RT-MDNet AdaMax) or avg",
                             choices=("max", "avg"))

@@ -34,7 +34,13 @@ class NetOutput(NamedTuple):
 
 
 class M5LNet(nn.Module):
-    """M5L (and, by configuration, its ablations and the RT-MDNet+RGBT baseline)."""
+    """M5L (and, by configuration, its ablations and the RT-MDNet+RGBT baseline).
+
+    Initialisation: the constructor draws random weights (Kaiming convs, N(0, 0.01) fc layers) --
+    weak conv features, fine for tests and from-scratch experiments. For tracking, start conv1-3
+    from ImageNet with :meth:`load_vgg_m` (``imagenet-vgg-m.mat``) or rebuild a trained model with
+    :func:`m5l_core.models.load_checkpoint`.
+    """
 
     def __init__(self, config: ModelConfig | None = None, num_domains: int = 1):
         super().__init__()

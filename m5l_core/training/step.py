@@ -9,11 +9,12 @@ from torch import nn
 from m5l_core.losses import LossConfig, training_loss
 from m5l_core.models import align_rois_to_receptive_field
 from m5l_core.preprocess import to_network_input
-from m5l_core.training.data import ANCHOR, NEGATIVE, FrameBatch
+from m5l_core.training.data import ANCHOR, NEGATIVE, POSITIVE, FrameBatch
 
 # Scalars every log line carries (missing ones, e.g. MMSL terms of the no_mmsl ablation, are null).
 LOG_KEYS = ("loss", "ce", "mmsl", "l_rgb", "l_thermal", "l_cross", "pos_in_interval", "neg_in_interval",
-            "accuracy", "pos_accuracy", "neg_accuracy", "weight_rgb", "weight_thermal", "grad_norm")
+            "pos_within_alpha", "neg_beyond_margin", "pos_dist", "neg_dist", "accuracy", "pos_accuracy",
+            "neg_accuracy", "weight_rgb", "weight_thermal", "grad_norm")
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -33,6 +34,23 @@ def batch_tensors(batch: FrameBatch, device: torch.device) -> dict[str, torch.Te
         "labels": (kinds != NEGATIVE).long(),
         "frames": rois[:, 0].long(),
     }
+
+
+def structure_shares(parts: dict, batch: FrameBatch) -> dict[str, float]:
+    """Shares of samples on the right side of the MMSL boundaries, both modalities pooled.
+
+    ``pos_in_interval``/``neg_in_interval`` (from the loss) count samples inside the paper's
+    target intervals ``[alpha - beta, alpha]`` and ``[alpha + m, alpha + m + beta]``; positives
+    that are already closer than ``alpha - beta`` are fine but not "in" theirs. These shares
+    say how much of the structure holds: positives no farther than ``alpha`` from the anchor
+    and negatives at least ``alpha + m`` away (1 - the mined confusing samples, Eqs. 4-5).
+    """
+    if "pos_mined" not in parts:
+        return {}
+    positives = 2 * int((batch.kinds == POSITIVE).sum())
+    negatives = 2 * int((batch.kinds == NEGATIVE).sum())
+    return {"pos_within_alpha": 1.0 - parts["pos_mined"] / max(positives, 1),
+            "neg_beyond_margin": 1.0 - parts["neg_mined"] / max(negatives, 1)}
 
 
 def classifier_metrics(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> dict[str, float]:
@@ -60,6 +78,7 @@ def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: FrameBat
     optimizer.step()
     metrics = {"loss": float(total.detach()), "grad_norm": float(norm)}
     metrics.update(parts)
+    metrics.update(structure_shares(parts, batch))
     weights = output.modality_weights.detach()
     metrics.update(classifier_metrics(output.logits.detach(), inputs["labels"], weights))
     return metrics

@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", choices=sorted(STORAGES), default=BagOptions.storage)
     parser.add_argument("--fps", type=float, default=BagOptions.fps, help="frame rate of both cameras")
     parser.add_argument("--jitter-ms", type=float, default=BagOptions.jitter_ms,
-                        help="thermal stamps move by a uniform random offset in [-J, J] ms")
+                        help="thermal stamps move by a uniform random offset in [-J, J] ms "
+                        "(keep it below the node's sync_slop, 50 ms by default)")
     parser.add_argument("--seed", type=int, default=BagOptions.seed, help="seed of the jitter")
     parser.add_argument("--force", action="store_true", help="replace an existing bag")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,8 +1,9 @@
 """Starting and stopping the tracking node as a child process for a replay.
 
 The node runs from the repository's colcon build (``install/``, see
-:mod:`m5l_tracker_ros.workspace`) with the venv's Python and the Fast DDS profile for large
-images; its log goes to a file that is quoted when it dies. SIGINT stops it (rclpy's clean
+:mod:`m5l_tracker_ros.workspace`) with the venv's Python, or with ``ros2 run`` where the package
+is installed in a sourced workspace instead; always with the Fast DDS profile for large images.
+Its log goes to a file that is quoted when it dies. SIGINT stops it (rclpy's clean
 shutdown; SIGTERM would skip it), then SIGKILL if it does not exit.
 """
 
@@ -12,7 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from m5l_tracker_ros.bag.errors import BagError
@@ -39,6 +40,19 @@ def ros_argument(value) -> str:
     return str(value)
 
 
+def with_large_image_profile(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """``env`` naming the package's Fast DDS profile for large images, unless it names one already.
+
+    Every process of a replay needs it: the publisher's side decides whether a frame fits the
+    shared-memory segment (GUIDE §3: with the defaults most frames are lost).
+    """
+    profile = fastdds_profile()
+    if profile.is_file():
+        for name, value in profile_variables(profile, env.get("ROS_DISTRO", "")).items():
+            env.setdefault(name, value)
+    return env
+
+
 class NodeProcess:
     """``with NodeProcess(...) as node:`` runs the node for the duration of the block."""
 
@@ -63,9 +77,7 @@ class NodeProcess:
         except WorkspaceError as err:
             if shutil.which("ros2") is None:
                 raise BagError(f"{err} (and no `ros2` to run an installed m5l_tracker_ros)") from None
-        env = dict(os.environ)
-        for name, value in profile_variables(fastdds_profile(), env.get("ROS_DISTRO", "")).items():
-            env.setdefault(name, value)
+        env = with_large_image_profile(dict(os.environ))
         return ["ros2", "run", PACKAGE, "track_node", "--ros-args", *self._ros_args()], env
 
     def start(self) -> NodeProcess:

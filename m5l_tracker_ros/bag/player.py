@@ -143,16 +143,6 @@ class ReplayClient:
                 self._arrived.wait(min(remaining, 0.5))
                 alive()
 
-    def wait_quiet(self, quiet_s: float, timeout_s: float) -> None:
-        """Until no output arrived for ``quiet_s`` (the node has finished its last pairs)."""
-        deadline = time.monotonic() + timeout_s
-        with self._arrived:
-            while time.monotonic() < deadline:
-                count = len(self._outputs)
-                self._arrived.wait(quiet_s)
-                if len(self._outputs) == count:
-                    return
-
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=2.0)
         self._node.destroy_node()

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import numpy as np
 from tqdm import tqdm
 
 from m5l_tracker_ros.bag.outputs import Output, with_stamp
@@ -29,8 +28,8 @@ if TYPE_CHECKING:  # rclpy is imported only where a replay really runs
     from m5l_tracker_ros.bag.player import ReplayClient
 
 RGB, THERMAL = 0, 1
+Pairs = list[tuple[int, int]]  # (RGB index, thermal index) of every pair, in order
 START_LEAD_NS = 200_000_000   # time to schedule the first message in realtime mode
-MIN_DRAIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def _map_outputs(outputs: list[Output], rebased: dict[int, int]) -> list[Output]
 
 
 def run_lockstep(client: ReplayClient, streams: ImageStreams, payloads: Payloads,
-                 pairs: list[tuple[int, int]], timeout_s: float, progress: bool,
+                 pairs: Pairs, timeout_s: float, progress: bool,
                  alive: Callable[[], None]) -> ReplayRun:
     rebased: dict[int, int] = {}
     started = last = time.time_ns()
@@ -76,24 +75,13 @@ def run_lockstep(client: ReplayClient, streams: ImageStreams, payloads: Payloads
     return ReplayRun(_map_outputs(outputs, rebased), len(pairs), started, finished)
 
 
-def _drain(client: ReplayClient, timeout_s: float) -> None:
-    """Wait for the outputs of the last pairs: until none came for twice the slowest step seen."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        slowest = max((o.node_latency for o in client.outputs()), default=0.0)
-        quiet = max(MIN_DRAIN_S, 2.0 * slowest)
-        before = client.output_count()
-        client.wait_quiet(quiet, max(0.0, deadline - time.monotonic()))
-        if client.output_count() == before:
-            return
-
-
-def run_realtime(client: ReplayClient, streams: ImageStreams, payloads: Payloads, expected_pairs: int,
+def run_realtime(client: ReplayClient, streams: ImageStreams, payloads: Payloads, pairs: Pairs,
                  rate: float, timeout_s: float, progress: bool, alive: Callable[[], None]) -> ReplayRun:
     events = sorted([(m.stamp, RGB, i) for i, m in enumerate(streams.rgb)]
                     + [(m.stamp, THERMAL, i) for i, m in enumerate(streams.thermal)])
     first = events[0][0]
     rebased: dict[int, int] = {}
+    sent_as: dict[int, int] = {}   # RGB index -> its rebased stamp
     started = time.time_ns() + START_LEAD_NS
     for stamp, stream, index in tqdm(events, desc=f"realtime x{rate:g}", unit="img", disable=not progress):
         target = started + int(round((stamp - first) / rate))
@@ -102,13 +90,15 @@ def run_realtime(client: ReplayClient, streams: ImageStreams, payloads: Payloads
             time.sleep(delay)
         if stream == RGB:
             rebased[target] = stamp
+            sent_as[index] = target
         client.publish(stream, with_stamp(payloads[stream][index], target))
         alive()
-    _drain(client, timeout_s)
+    # The node always ends with the newest pair (older pending ones are dropped), and tracks
+    # one pair at a time: once the last pair's output is in, nothing else is coming.
+    last = pairs[-1][0]
+    if client.wait_for_stamp(sent_as[last], timeout_s, alive) is None:
+        print(f"warning: no output for the last pair (RGB frame {last}) after {timeout_s:g} s",
+              file=sys.stderr)
     outputs = client.outputs()
     finished = max((o.received for o in outputs), default=time.time_ns())
-    return ReplayRun(_map_outputs(outputs, rebased), expected_pairs, started, finished)
-
-
-def latencies(run: ReplayRun) -> np.ndarray:
-    return np.array([o.latency_s for o in run.outputs], dtype=np.float64)
+    return ReplayRun(_map_outputs(outputs, rebased), len(pairs), started, finished)

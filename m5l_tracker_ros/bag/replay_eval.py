@@ -33,7 +33,7 @@ from m5l_tracker_ros.bag.bagread import BagReader
 from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, run_main, write_outputs
 from m5l_tracker_ros.bag.errors import BagError
 from m5l_tracker_ros.bag.node_settings import load_tracker_config, node_parameters
-from m5l_tracker_ros.bag.nodeproc import NodeProcess
+from m5l_tracker_ros.bag.nodeproc import NodeProcess, with_large_image_profile
 from m5l_tracker_ros.bag.outputs import frame_boxes, write_outputs_bag
 from m5l_tracker_ros.bag.replay import ReplayRun, run_lockstep, run_realtime
 from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, latency_stats, score_boxes
@@ -50,7 +50,7 @@ from m5l_tracker_ros.bag.source import (
     raw_image_payloads,
 )
 from m5l_tracker_ros.params import NodeConfig
-from m5l_tracker_ros.workspace import WorkspaceError, fastdds_profile, load_built_messages, profile_variables
+from m5l_tracker_ros.workspace import WorkspaceError, load_built_messages
 
 MODES = ("lockstep", "realtime")
 
@@ -103,9 +103,7 @@ def _replay(args, out: Path, bag: BagInput, pairs: list[tuple[int, int]]) -> Rep
     from m5l_tracker_ros.bag.player import NodeEndpoints, ReplayClient
 
     output_type = _output_type()
-    # this process publishes the images: it needs the large-image transport as much as the node
-    for name, value in profile_variables(fastdds_profile(), os.environ.get("ROS_DISTRO", "")).items():
-        os.environ.setdefault(name, value)
+    with_large_image_profile(os.environ)  # read by Fast DDS when this process creates its participant
     endpoints = NodeEndpoints(args.node_name, args.node_rgb_topic, args.node_thermal_topic, args.output_topic)
     with _node(args, out) as node:
         alive = node.check_alive if node is not None else (lambda: None)
@@ -116,7 +114,7 @@ def _replay(args, out: Path, bag: BagInput, pairs: list[tuple[int, int]]) -> Rep
             progress = not args.quiet
             if args.mode == "lockstep":
                 return run_lockstep(client, bag.streams, bag.payloads, pairs, args.timeout, progress, alive)
-            return run_realtime(client, bag.streams, bag.payloads, len(pairs), args.rate, args.timeout,
+            return run_realtime(client, bag.streams, bag.payloads, pairs, args.rate, args.timeout,
                                 progress, alive)
         finally:
             client.close()
@@ -159,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_args(parser, default="<bag>.replay-<mode>")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="outputs bag storage")
     parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds to wait for one output (lockstep) or for the last ones (realtime)")
+                        help="seconds to wait for one output (lockstep) or for the last one (realtime)")
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds to wait for the node")
     group = parser.add_argument_group("the node (started here unless --connect)")
     group.add_argument("--connect", action="store_true", help="use an already running node")

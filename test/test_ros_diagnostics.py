@@ -1,0 +1,59 @@
+"""Stream watching, rates and the /diagnostics status, with a fake clock."""
+
+import pytest
+
+pytest.importorskip("diagnostic_msgs")
+
+from diagnostic_msgs.msg import DiagnosticStatus
+
+from m5l_core.tracking.api import TrackState
+from m5l_tracker_ros.diagnostics import NodeStats, RateWindow, StreamWatch, build_status
+
+
+def test_a_stream_is_reported_stale_once_and_recovered_once():
+    watch = StreamWatch("thermal")
+    assert watch.update(0.0, 1.0) is None          # never seen: no warning at start-up
+    watch.arrived(0.0)
+    assert watch.update(0.5, 1.0) is None
+    assert watch.update(1.5, 1.0) == "stale"
+    assert watch.update(3.0, 1.0) is None          # still stale: said once
+    watch.arrived(3.1)
+    assert watch.update(3.2, 1.0) == "recovered"
+    assert watch.received == 2
+
+
+def test_rate_window_counts_recent_events_only():
+    now = [0.0]
+    window = RateWindow(2.0, clock=lambda: now[0])
+    for t in (0.0, 0.5, 1.0, 1.5):
+        now[0] = t
+        window.add(t / 10)
+    assert window.rate() == 2.0 and window.mean_max() == pytest.approx((0.075, 0.15))
+    now[0] = 3.2
+    assert window.rate() == 0.5 and window.mean_max() == (0.15, 0.15)
+
+
+def status(stats, rgb_age, thermal_age, timeout=1.0):
+    streams = []
+    for name, age in (("rgb", rgb_age), ("thermal", thermal_age)):
+        watch = StreamWatch(name)
+        if age is not None:
+            watch.arrived(10.0 - age)
+        streams.append(watch)
+    return build_status("node: tracking", stats, streams, timeout, 3, 4, 10.0)
+
+
+def test_status_is_ok_while_tracking_with_live_streams_and_warns_otherwise():
+    stats = NodeStats()
+    stats.record_result(TrackState.TRACKING, 0.02)
+    stats.record_rejected("thermal")
+    ok = status(stats, 0.1, 0.1)
+    values = {kv.key: kv.value for kv in ok.values}
+    assert ok.level == DiagnosticStatus.OK
+    assert values["dropped_pairs"] == "3" and values["unpaired_images"] == "4"
+    assert values["rejected_thermal_images"] == "1" and values["state"] == "tracking"
+    stale = status(stats, 0.1, 2.5)
+    assert stale.level == DiagnosticStatus.WARN and stale.message == "thermal stream stale"
+    assert "no rgb images yet" in status(stats, None, 0.1).message
+    stats.record_result(TrackState.LOST, 0.02)
+    assert "target lost" in status(stats, 0.1, 0.1).message

@@ -1,0 +1,114 @@
+"""``m5l-track``: result files the evaluator reads, shards that merge by copying, resume, videos, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from test_tracking import FAST_SETTINGS, write_tiny_checkpoint
+
+from m5l_core.datasets import load_benchmark
+from m5l_core.datasets.synthetic import SyntheticConfig, write_dataset
+from m5l_core.evaluation import evaluate_tracker, read_results_dir
+from m5l_core.tracking.runner import parse_shard, shard_names
+from m5l_core.tracking.runner_cli import main
+
+NAMES = ["synth_0000", "synth_0001", "synth_0002"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runner")
+    write_dataset(root / "data", "gtot", n_sequences=3, n_frames=6, seed=11, challenges=(),
+                  config=SyntheticConfig(width=192, height=144), progress=False)
+    write_tiny_checkpoint(root / "tiny.pt")
+    (root / "tracker.yaml").write_text(yaml.safe_dump({"tracker": FAST_SETTINGS}))
+    return root
+
+
+def track(setup, out, *extra) -> int:
+    return main(["--dataset", "gtot", "--dataset-root", str(setup / "data"), "--checkpoint", str(setup / "tiny.pt"),
+                 "--out", str(out), "--device", "cpu", "--config", str(setup / "tracker.yaml"), "--quiet", *extra])
+
+
+def result_texts(directory) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(directory.glob("*.txt"))}
+
+
+def test_shards_merge_into_the_full_run_and_reruns_resume(setup, tmp_path, capsys):
+    full = tmp_path / "full"
+    assert track(setup, full) == 0
+    assert sorted(result_texts(full)) == [f"{n}.txt" for n in NAMES]
+    meta = json.loads((full / "meta" / "synth_0001.json").read_text())
+    assert meta["frames"] == 6 and meta["fps"] > 0 and meta["tracker_config"]["search"]["n_candidates"] == 64
+
+    merged = tmp_path / "merged"
+    for shard in ("1/2", "2/2"):
+        part = tmp_path / shard.replace("/", "of")
+        assert track(setup, part, "--shard", shard) == 0
+        shutil.copytree(part, merged, dirs_exist_ok=True)
+    assert result_texts(merged) == result_texts(full)
+
+    capsys.readouterr()
+    assert track(setup, full) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    (full / "synth_0002.txt").unlink()
+    before = (full / "synth_0000.txt").stat().st_mtime_ns
+    assert track(setup, full) == 0
+    assert "tracked 1 sequences" in capsys.readouterr().out
+    assert (full / "synth_0000.txt").stat().st_mtime_ns == before
+    assert result_texts(full) == result_texts(merged)
+
+
+def test_result_files_score_with_the_evaluator(setup, tmp_path):
+    out = tmp_path / "out"
+    assert track(setup, out, "--sequences", "synth_0000", "synth_0001") == 0
+    sequences = load_benchmark("gtot", setup / "data", names=["synth_0000", "synth_0001"])
+    results = read_results_dir(out, [s.name for s in sequences])
+    for sequence in sequences:
+        assert results[sequence.name].shape == (6, 4)
+        np.testing.assert_allclose(results[sequence.name][0], sequence.init_box, atol=1e-3)
+    score = evaluate_tracker("gtot", sequences, results)
+    assert 0.0 <= score.pr <= 1.0 and 0.0 <= score.sr <= 1.0
+
+
+def test_save_video_writes_one_side_by_side_mp4_per_sequence(setup, tmp_path):
+    import imageio.v2 as imageio
+
+    videos = tmp_path / "videos"
+    assert track(setup, tmp_path / "out", "--sequences", "synth_0001", "--save-video", str(videos)) == 0
+    assert [p.name for p in videos.iterdir()] == ["synth_0001.mp4"]
+    reader = imageio.get_reader(videos / "synth_0001.mp4")
+    frames = [frame for frame in reader]
+    assert len(frames) == 6
+    assert frames[0].shape == (144, 384, 3)   # RGB | thermal
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--shard", "3/2"], "shard"),
+    (["--set", "search.no_such_key=1"], "no_such_key"),
+    (["--sequences", "no_such_sequence"], "no_such_sequence"),
+])
+def test_bad_input_is_an_error_message_and_exit_2(setup, tmp_path, capsys, extra, message):
+    assert track(setup, tmp_path / "out", *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err
+
+
+def test_corrupt_checkpoint_is_an_error_naming_it(setup, tmp_path, capsys):
+    corrupt = tmp_path / "broken.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    code = main(["--dataset", "gtot", "--dataset-root", str(setup / "data"), "--checkpoint", str(corrupt),
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2
+    assert "broken.pt" in capsys.readouterr().err
+
+
+def test_shards_partition_the_sorted_names():
+    names = [f"s{i}" for i in range(7)]
+    parts = [shard_names(reversed(names), parse_shard(f"{i}/3")) for i in (1, 2, 3)]
+    assert sorted(sum(parts, [])) == names
+    assert parts[0] == ["s0", "s3", "s6"]
