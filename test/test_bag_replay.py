@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 FRAMES = 12
 FAST_TRACKER = ["init.iterations=2", "init.n_pos=32", "init.n_neg=96", "update.iterations=1",
                 "update.n_pos=16", "update.n_neg=32", "search.n_candidates=32", "search.target_size=48",
-                "bbreg.enabled=false", "optim.neg_candidates=96"]
+                "bbreg.n_samples=100", "optim.neg_candidates=96"]
 
 
 def _sets() -> list[str]:

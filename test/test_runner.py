@@ -30,8 +30,9 @@ def setup(tmp_path_factory):
 
 
 def track(setup, out, *extra) -> int:
-    return main(["--dataset", "gtot", "--dataset-root", str(setup / "data"), "--checkpoint", str(setup / "tiny.pt"),
-                 "--out", str(out), "--device", "cpu", "--config", str(setup / "tracker.yaml"), "--quiet", *extra])
+    return main(["--dataset", "gtot", "--dataset-root", str(setup / "data"),
+                 "--checkpoint", str(setup / "tiny.pt"), "--out", str(out), "--device", "cpu",
+                 "--config", str(setup / "tracker.yaml"), "--quiet", *extra])
 
 
 def result_texts(directory) -> dict[str, str]:

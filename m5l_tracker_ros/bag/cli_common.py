@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rosbags.rosbag2 import WriterError
+
 from m5l_core.config import ConfigError
 from m5l_core.datasets import DatasetError
 from m5l_core.evaluation.metrics import ResultsError
@@ -15,7 +17,7 @@ from m5l_tracker_ros.bag.errors import BagError
 from m5l_tracker_ros.bag.report import RunReport, write_report
 
 # Everything a bad bag, file or option can raise below main(); printed as one "error:" line.
-USER_ERRORS = (BagError, DatasetError, ResultsError, ConfigError, OSError)
+USER_ERRORS = (BagError, DatasetError, ResultsError, ConfigError, WriterError, OSError)
 
 
 def add_input_args(parser: argparse.ArgumentParser) -> None:
