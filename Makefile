@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# The ROS 2 package build (colcon into install/) and `make run`.
+include mk/ros.mk
+
 # Pinned dependencies first, then the project itself in editable mode (no re-resolution).
 $(STAMP): requirements.lock setup.py pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (ROS 2 wheels are cp311), found " + sys.version'
