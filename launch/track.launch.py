@@ -15,12 +15,11 @@ Arguments (empty = keep the value of the params file):
 
 import os
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PACKAGE = "m5l_tracker_ros"
 PASSED_AS_PARAMETERS = ("rgb_topic", "thermal_topic", "checkpoint", "device")
