@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from m5l_core.atomic import atomic_write_text
 from m5l_core.config import ConfigError
 from m5l_core.datasets import DatasetError, Sequence
+from m5l_core.datasets.frames import read_frame
 from m5l_core.evaluation import write_result_file
 from m5l_core.preprocess import PreprocessConfig, prepare_pair
 from m5l_core.tracking.api import RGBTTracker, TrackResult
@@ -59,18 +59,6 @@ def shard_names(names: Iterable[str], shard: tuple[int, int] | None) -> list[str
         return ordered
     index, count = shard
     return ordered[index - 1::count]
-
-
-def read_frame(path: Path, thermal: bool) -> np.ndarray:
-    """An image as stored (thermal keeps its bit depth); colour comes back in RGB order."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if thermal else cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"{path}: cannot read image (missing or not an image)")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[..., :3]
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
 
 
 def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable | None = None,

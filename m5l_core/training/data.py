@@ -16,12 +16,11 @@ inside the crop instead of landing on padding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
 import numpy as np
 
 from m5l_core.crops import boxes_to_rois, context_region, crop_region
+from m5l_core.datasets.frames import read_frame
 from m5l_core.datasets.sequence import DatasetError, Sequence
 from m5l_core.preprocess import PreprocessConfig, prepare_pair
 from m5l_core.sampling import SampleGenerator
@@ -92,23 +91,11 @@ def domain_for_step(step: int, rank: int, world_size: int, num_domains: int, see
     return int(order[(offset * world_size + rank) % num_domains])
 
 
-def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """Read an image with cv2; colour images come back in RGB order. Names the file on failure."""
-    image = cv2.imread(str(path), flags)
-    if image is None:
-        raise DatasetError(f"{path}: cannot read image (missing or not an image)")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[..., :3]
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
-
-
 def read_pair(sequence: Sequence, index: int, preprocess: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
     """Frame ``index`` of a sequence as two registered ``HxWx3`` uint8 images."""
-    rgb = read_image(sequence.rgb_frames[index], cv2.IMREAD_COLOR)
+    rgb = read_frame(sequence.rgb_frames[index], thermal=False)
     # Thermal keeps its bit depth: prepare_pair owns the 16-bit normalisation rule.
-    thermal = read_image(sequence.thermal_frames[index], cv2.IMREAD_UNCHANGED)
+    thermal = read_frame(sequence.thermal_frames[index], thermal=True)
     return prepare_pair(rgb, thermal, preprocess)
 
 

@@ -23,9 +23,9 @@ from rosbags.rosbag2 import Writer, WriterError
 from tqdm import tqdm
 
 from m5l_core.datasets import DatasetError, Sequence, load_sequence
+from m5l_core.datasets.frames import read_frame
 from m5l_core.evaluation.metrics import ResultsError
 from m5l_core.evaluation.results_io import write_result_file
-from m5l_core.tracking.runner import read_frame
 from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagwrite import STORAGES, bag_writer
 from m5l_tracker_ros.bag.errors import BagError
