@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from m5l_core.atomic import atomic_write_text
-from m5l_core.config import ConfigError
+from m5l_core.config import ConfigError, apply_overrides
 from m5l_core.datasets import DatasetError, load_benchmark
 from m5l_core.datasets.synthetic import (
     CHALLENGES,
@@ -40,6 +42,7 @@ from m5l_core.evaluation import (
     read_results_dir,
 )
 from m5l_core.models import CheckpointError
+from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.loading import default_model_path, load_tracker
 from m5l_core.tracking.runner import SequenceRun, run_sequences
 
@@ -51,10 +54,8 @@ def make_sequences(root: Path, count: int, frames: int, seed: int, mode: str,
                    size: tuple[int, int]) -> list[str]:
     """Write the sequences (kept between runs: same seed, same files) and return their names."""
     config = SyntheticConfig(width=size[0], height=size[1], n_frames=frames)
-    names = []
-    for index in range(count):
-        name = f"demo_{index:02d}"
-        names.append(name)
+    names = [f"demo_{index:02d}" for index in range(count)]
+    for index, name in enumerate(tqdm(names, desc="generating", unit="seq", leave=False)):
         if (root / name).is_dir():
             continue
         seed_i = sequence_seed(seed, index)
@@ -65,7 +66,7 @@ def make_sequences(root: Path, count: int, frames: int, seed: int, mode: str,
         else:
             challenges = draw_challenges(config, seed_i)
         generate_sequence(config, seed_i, challenges, out_dir=root, name=name, layout=BENCHMARK,
-                          keep_frames=False, progress=True)
+                          keep_frames=False)
     atomic_write_text(root / "list.txt", "".join(f"{n}\n" for n in names))
     return names
 
@@ -106,8 +107,13 @@ def run_demo(args: argparse.Namespace) -> int:
     results_dir = out / "results"
     shutil.rmtree(results_dir, ignore_errors=True)   # a demo always tracks afresh (fps are printed)
     video_dir = None if args.no_video else out / "videos"
-    runs = run_sequences(lambda: load_tracker(checkpoint, device=args.device, seed=0), sequences, results_dir,
-                         video_dir=video_dir, run_info={"checkpoint": str(checkpoint)})
+    config = apply_overrides(TrackerConfig(), args.overrides)
+
+    def make_tracker():
+        return load_tracker(checkpoint, config, device=args.device, seed=0)
+
+    runs = run_sequences(make_tracker, sequences, results_dir, video_dir=video_dir,
+                         preprocess=config.preprocess, run_info={"checkpoint": str(checkpoint)})
     results = read_results_dir(results_dir, names)
     score = evaluate_tracker(BENCHMARK, sequences, results, tracker="M5L (default model)")
     print_table(score, {r.name: r for r in runs}, data)
@@ -133,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="challenge per sequence: random mix (default), one each, or none")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     parser.add_argument("--no-video", action="store_true", help="skip the MP4s")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="tracker setting override, e.g. runtime.precision=float32 (repeatable)")
     return parser
 
 

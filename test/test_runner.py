@@ -113,3 +113,23 @@ def test_shards_partition_the_sorted_names():
     parts = [shard_names(reversed(names), parse_shard(f"{i}/3")) for i in (1, 2, 3)]
     assert sorted(sum(parts, [])) == names
     assert parts[0] == ["s0", "s3", "s6"]
+
+
+def test_demo_generates_tracks_scores_and_plots(tmp_path, capsys):
+    from test_bench import fast_overrides
+
+    from m5l_core.demo import main as demo_main
+
+    write_tiny_checkpoint(tmp_path / "tiny.pt")
+    out = tmp_path / "demo"
+    code = demo_main(["--out", str(out), "--checkpoint", str(tmp_path / "tiny.pt"), "--sequences", "2",
+                      "--frames", "5", "--width", "160", "--height", "120", "--device", "cpu",
+                      *fast_overrides()])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "demo_00" in printed and "demo_01" in printed and "overall" in printed
+    plots = sorted(p.name for p in (out / "plots").iterdir())
+    assert plots == ["rgbt234_precision.png", "rgbt234_success.png"]
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["demo_00.mp4", "demo_01.mp4"]
+    scores = json.loads((out / "scores.json").read_text())["trackers"][0]
+    assert set(scores["per_sequence"]) == {"demo_00", "demo_01"}

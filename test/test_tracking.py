@@ -93,7 +93,7 @@ def test_box_follows_moving_target(first_run, sequence):
     assert last.box.shape == (4,) and np.all(np.isfinite(last.box))
     assert isinstance(last.score, float) and isinstance(last.success, bool)
     assert 0 < last.rgb_weight <= 1 and 0 < last.thermal_weight <= 1
-    assert {"preprocess", "features", "scoring", "bbreg", "update", "total"} <= set(last.timings)
+    assert {"preprocess", "features", "scoring", "bbreg", "collect", "update", "total"} <= set(last.timings)
 
 
 def test_deterministic_for_a_seed_and_reinitialising_starts_afresh(first_run, sequence):
@@ -173,3 +173,28 @@ def test_every_setting_is_described_for_ros_parameters():
         assert meta["help"], name
         if meta["type"] in (int, float):
             assert meta["low"] is not None and meta["high"] is not None, name
+
+
+def test_tracking_scale_follows_the_checkpoints_training_crops(tmp_path):
+    from m5l_core.tracking.loading import config_for_checkpoint
+
+    trained = {"train_config": {"sampling": {"target_size": 48.0}}}
+    assert config_for_checkpoint(TrackerConfig(), trained).search.target_size == 48
+    explicit = fast_config(search={"target_size": 64})
+    assert config_for_checkpoint(explicit, trained).search.target_size == 64
+    model, config = tiny_model()
+    untold = M5LTracker(model, config, config_for_checkpoint(None, {}), "cpu")
+    assert untold.target_size == 107   # RT-MDNet's scale when nothing says otherwise
+
+
+def test_export_writes_a_compact_model_that_tracks(tmp_path, checkpoint, sequence):
+    from m5l_core.models import load_checkpoint
+    from m5l_core.tracking.export import main as export_main
+
+    compact = tmp_path / "compact.pt"
+    assert export_main([str(checkpoint), str(compact), "--note", "tiny test model"]) == 0
+    assert compact.stat().st_size < 0.6 * checkpoint.stat().st_size   # float16 weights
+    _, _, extra = load_checkpoint(compact)
+    assert extra["note"] == "tiny test model"
+    results = run(load_tracker(compact, fast_config(), device="cpu"), sequence, frames=2)
+    assert np.all(np.isfinite(results[-1].box))

@@ -6,7 +6,8 @@ alternation (so background load hits both alike). The baseline is the RT-MDNet+R
 module) carrying the M5L checkpoint's weights wherever the two share a layer, so both take
 the same decisions and run the same number of updates. Reported: fps of each, the M5L/baseline
 time-per-frame ratio, and a per-stage breakdown in ms per frame (preprocess, conv features,
-candidate scoring, box regression, updates). A benchmark that reports; no pass/fail exit.
+candidate scoring, box regression, collecting update samples, online updates). A benchmark
+that reports; no pass/fail exit.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from m5l_core.losses import LossConfig
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, apply_ablation, load_checkpoint
 from m5l_core.tracking.bench_report import PAPER_FPS, TARGET_FPS, TARGET_RATIO, conv_gflop, explain
 from m5l_core.tracking.config import TrackerConfig
-from m5l_core.tracking.loading import default_model_path
+from m5l_core.tracking.loading import config_for_checkpoint, default_model_path
 from m5l_core.tracking.runtime import resolve_device
 from m5l_core.tracking.tracker import M5LTracker
 
-STAGES = ("preprocess", "features", "scoring", "bbreg", "update")
+# collect = pooling this frame's update samples; update = the short/long-term fc training.
+STAGES = ("preprocess", "features", "scoring", "bbreg", "collect", "update")
 
 
 @dataclass
@@ -62,12 +64,13 @@ class Timing:
                 **counters}
 
 
-def build_models(checkpoint: Path | None, device: torch.device) -> tuple[M5LNet, M5LNet, str]:
-    """(M5L, RT-MDNet+RGBT baseline, where the weights came from)."""
+def build_models(checkpoint: Path | None, device: torch.device) -> tuple[M5LNet, M5LNet, str, dict]:
+    """(M5L, RT-MDNet+RGBT baseline, where the weights came from, the checkpoint's extra fields)."""
     if checkpoint is None and default_model_path().is_file():
         checkpoint = default_model_path()
+    extra: dict = {}
     if checkpoint is not None:
-        m5l, config, _ = load_checkpoint(checkpoint, device)
+        m5l, config, extra = load_checkpoint(checkpoint, device)
         source = str(checkpoint)
     else:
         torch.manual_seed(0)
@@ -77,7 +80,7 @@ def build_models(checkpoint: Path | None, device: torch.device) -> tuple[M5LNet,
     baseline = M5LNet(baseline_config, m5l.num_domains)
     shared = {k: v for k, v in m5l.state_dict().items() if k in baseline.state_dict()}
     baseline.load_state_dict(shared, strict=False)
-    return m5l.to(device).eval(), baseline.to(device).eval(), source
+    return m5l.to(device).eval(), baseline.to(device).eval(), source, extra
 
 
 def bench_sequence(frames: int, seed: int):
@@ -90,10 +93,10 @@ def bench_sequence(frames: int, seed: int):
 
 def run_bench(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
-    config = apply_overrides(TrackerConfig(), args.overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
-    m5l_net, baseline_net, source = build_models(args.checkpoint, device)
+    m5l_net, baseline_net, source, extra = build_models(args.checkpoint, device)
+    config = config_for_checkpoint(apply_overrides(TrackerConfig(), args.overrides), extra)
     sequence = bench_sequence(args.frames, args.seed)
     trackers = {"m5l": M5LTracker(m5l_net, None, config, device, args.seed),
                 "baseline": M5LTracker(baseline_net, None, config, device, args.seed)}
@@ -120,7 +123,8 @@ def report(timings: dict[str, Timing], trackers: dict[str, M5LTracker], config: 
     out = {"m5l_fps": m5l["fps"], "baseline_fps": baseline["fps"], "ratio": round(ratio, 3),
            "stages": {"m5l": m5l["stages_ms"], "baseline": baseline["stages_ms"]},
            "m5l": m5l, "baseline": baseline, "device": str(device), "threads": torch.get_num_threads(),
-           "precision": config.runtime.precision, "frames_timed": timings["m5l"].frames,
+           "precision": trackers["m5l"].precision, "target_size": trackers["m5l"].target_size,
+           "frames_timed": timings["m5l"].frames,
            "frame_size": [640, 480], "weights": source,
            "targets": {"m5l_fps": TARGET_FPS, "ratio_max": TARGET_RATIO, "paper_gtx1080ti_fps": PAPER_FPS}}
     out["targets"]["met"] = bool(out["m5l_fps"] >= TARGET_FPS and ratio <= TARGET_RATIO)

@@ -32,6 +32,8 @@ class SearchConfig:
     max_crop_side: int = param(1024, "upper bound on a crop side in pixels (memory guard)", low=64, high=4096)
     success_threshold: float = param(0.0, "failure when the top-k mean score (logit difference) is not above",
                                      low=-100.0, high=100.0)
+    search_from_regressed: bool = param(False, "centre the next frame's candidates on the box-regressed result "
+                                               "(RT-MDNet: on the unregressed top-k mean)")
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,9 @@ class BoxRegressionConfig:
 class RuntimeConfig:
     """How the network runs; none of these change what the tracker computes beyond rounding."""
 
-    precision: str = param("float32", "compute precision of convolutions and fc layers (autocast)",
-                           choices=("float32", "bfloat16"))
+    precision: str = param("auto", "compute precision of convolutions and fc layers (autocast); auto = "
+                                   "bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), else float32",
+                           choices=("auto", "float32", "bfloat16"))
     threads: int = param(0, "torch CPU threads; 0 leaves torch's default", low=0, high=256)
     channels_last: bool = param(True, "run the conv layers in channels-last memory layout (faster on CPU)")
 

@@ -32,12 +32,19 @@ def load_tracker(checkpoint: str | os.PathLike | None = None, config: TrackerCon
                                   "from m5l-train, or recreate it (see m5l_core/assets/README.md)")
     resolved = resolve_device(device)
     model, model_config, extra = load_checkpoint(checkpoint, device=resolved)
+    return M5LTracker(model, model_config, config_for_checkpoint(config, extra), resolved, seed)
+
+
+def config_for_checkpoint(config: TrackerConfig | None, extra: dict) -> TrackerConfig:
+    """``config`` with ``search.target_size = 0`` resolved to the size the checkpoint was trained at.
+
+    Tracking at the training scale makes the crops look like the training crops.
+    """
     config = config or TrackerConfig()
-    if config.search.target_size == 0 and trained_target_size(extra):
-        # Track at the scale the network was trained at: crops then look like its training crops.
-        search = dataclasses.replace(config.search, target_size=trained_target_size(extra))
-        config = dataclasses.replace(config, search=search)
-    return M5LTracker(model, model_config, config, resolved, seed)
+    trained = trained_target_size(extra)
+    if config.search.target_size == 0 and trained:
+        config = dataclasses.replace(config, search=dataclasses.replace(config.search, target_size=trained))
+    return config
 
 
 def trained_target_size(extra: dict) -> int | None:

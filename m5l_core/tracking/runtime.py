@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
 from m5l_core.config import ConfigError
-from m5l_core.tracking.config import RuntimeConfig
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -25,10 +26,30 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def autocast_factory(device: torch.device,
-                     config: RuntimeConfig) -> Callable[[], contextlib.AbstractContextManager]:
-    """A context-manager factory running matmuls/convs in the configured precision."""
-    if config.precision == "float32":
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """``auto`` -> ``bfloat16`` on a CPU with native bf16 matmuls, else ``float32``.
+
+    On this project's CPU (AVX512-BF16) bf16 runs the fc layers of candidate scoring and online
+    updates about 3x faster; without native support bf16 is emulated and slower. GPUs keep
+    float32: they are fast enough and the results then match the reference exactly.
+    """
+    if precision != "auto":
+        return precision
+    return "bfloat16" if device.type == "cpu" and cpu_has_native_bf16() else "float32"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A context-manager factory running matmuls/convs in ``precision`` (already resolved)."""
+    if precision == "float32":
         return contextlib.nullcontext
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 

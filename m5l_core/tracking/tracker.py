@@ -26,7 +26,13 @@ from m5l_core.tracking.bbreg import BoxRegressor
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.memory import FrameMemory
 from m5l_core.tracking.online import OnlineClassifier
-from m5l_core.tracking.runtime import PrivateTorchRng, StageTimer, autocast_factory, resolve_device
+from m5l_core.tracking.runtime import (
+    PrivateTorchRng,
+    StageTimer,
+    autocast_factory,
+    resolve_device,
+    resolve_precision,
+)
 from m5l_core.tracking.search import SearchRegion, crop_pair, region_around
 
 SAMPLE_ASPECT = 1.1   # aspect jitter of uniform sample generators (RT-MDNet)
@@ -49,8 +55,9 @@ class M5LTracker:
         self.model = model.to(self.device).eval()
         self._memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
         self.model.to(memory_format=self._memory_format)
-        self._autocast = autocast_factory(self.device, runtime)
-        self._store_dtype = torch.bfloat16 if runtime.precision == "bfloat16" else torch.float32
+        self.precision = resolve_precision(self.device, runtime.precision)
+        self._autocast = autocast_factory(self.device, self.precision)
+        self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         # fc4/fc5 change online: every sequence starts again from the loaded weights.
         self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self._box: np.ndarray | None = None
@@ -63,6 +70,11 @@ class M5LTracker:
     @property
     def initialized(self) -> bool:
         return self._box is not None
+
+    @property
+    def target_size(self) -> int:
+        """Target side in crop pixels this tracker crops at."""
+        return self._target_size
 
     @property
     def search_spread(self) -> float:
@@ -126,9 +138,12 @@ class M5LTracker:
         with timer.stage("bbreg"):
             if success and cfg.bbreg.enabled:
                 box = self._regressor.predict(fused[top], candidates[top_np]).mean(axis=0)
-        with timer.stage("update"):
+                if cfg.search.search_from_regressed:
+                    search_box = box
+        with timer.stage("collect"):
             if success:
                 self._collect(feats, region, search_box)
+        with timer.stage("update"):
             self._update(success)
         modality = weights[top].float().mean(dim=0).cpu().numpy()
         return {"box": np.asarray(box, dtype=np.float64), "search_box": search_box, "score": score,
