@@ -32,8 +32,9 @@ class SearchConfig:
     max_crop_side: int = param(1024, "upper bound on a crop side in pixels (memory guard)", low=64, high=4096)
     success_threshold: float = param(0.0, "failure when the top-k mean score (logit difference) is not above",
                                      low=-100.0, high=100.0)
-    search_from_regressed: bool = param(False, "centre the next frame's candidates on the box-regressed result "
-                                               "(RT-MDNet: on the unregressed top-k mean)")
+    search_from_regressed: bool = param(
+        False, "centre the next frame's candidates on the box-regressed result "
+               "(RT-MDNet: on the unregressed top-k mean)")
 
 
 @dataclass(frozen=True)
