@@ -54,7 +54,7 @@ def test_ros2_launch_starts_a_node_that_answers_and_stops_on_sigint(tmp_path):
     env = workspace.package_env()
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     command = ["ros2", "launch", "m5l_tracker_ros", "track.launch.py", "namespace:=/m5l_launch",
-               f"params_file:={params}", f"checkpoint:={checkpoint_for_test(tmp_path)}", "device:=cpu"]
+               f"params_file:={params}", f"checkpoint:={checkpoint_for_test()}", "device:=cpu"]
     log = open(tmp_path / "launch.log", "w")  # noqa: SIM115 - closed after the process ends
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     workspace.load_built_messages()

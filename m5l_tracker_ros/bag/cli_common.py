@@ -44,6 +44,13 @@ def write_outputs(out: Path | None, report: RunReport, boxes) -> list[Path]:
             write_report(out / f"{report.sequence}.report.json", report)]
 
 
+def publish_run(out: Path | None, report: RunReport, boxes) -> None:
+    """Write the result and report files (when ``out`` is given) and print the scores."""
+    for path in write_outputs(out, report, boxes):
+        print(f"wrote {path}")
+    print("\n".join(report.lines()))
+
+
 def run_main(body: Callable[[], int]) -> int:
     """Run a CLI body; the project's errors become ``error: ...`` on stderr and exit status 2."""
     try:

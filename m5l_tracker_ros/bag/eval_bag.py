@@ -23,7 +23,7 @@ import numpy as np
 
 from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagread import BagReader
-from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, run_main, write_outputs
+from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, publish_run, run_main
 from m5l_tracker_ros.bag.errors import BagError
 from m5l_tracker_ros.bag.outputs import Output, frame_boxes, read_outputs
 from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, latency_stats, score_boxes
@@ -119,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         report, boxes = evaluate(args)
-        for path in write_outputs(args.out, report, boxes):
-            print(f"wrote {path}")
-        print("\n".join(report.lines()))
+        publish_run(args.out, report, boxes)
         return 0
 
     return run_main(body)

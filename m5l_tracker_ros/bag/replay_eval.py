@@ -30,7 +30,7 @@ import numpy as np
 
 from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagread import BagReader
-from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, run_main, write_outputs
+from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, publish_run, run_main
 from m5l_tracker_ros.bag.errors import BagError
 from m5l_tracker_ros.bag.node_settings import load_tracker_config, node_parameters
 from m5l_tracker_ros.bag.nodeproc import NodeProcess, with_large_image_profile
@@ -182,10 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         report, boxes, out = replay_eval(args)
-        for path in write_outputs(out, report, boxes):
-            print(f"wrote {path}")
         print(f"wrote {out / (report.sequence + '_outputs')}")
-        print("\n".join(report.lines()))
+        publish_run(out, report, boxes)
         return 0
 
     return run_main(body)
