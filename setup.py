@@ -18,6 +18,7 @@ setup(
             "m5l-synth = m5l_core.datasets.synthetic_cli:main",
             "m5l-eval = m5l_core.evaluation.cli:main",
             "m5l-train = m5l_core.training.cli:main",
+            "m5l-train-curves = m5l_core.training.curves:main",
             "m5l-track = m5l_core.tracking.runner_cli:main",
             "m5l-bench = m5l_core.tracking.bench:main",
             "m5l-demo = m5l_core.demo:main",

@@ -20,6 +20,8 @@ from m5l_core.geometry import overlap_ratio
 from m5l_core.models import M5LNet, load_checkpoint
 from m5l_core.training import build_batch, domain_for_step, load_train_config, make_domains, train
 from m5l_core.training.cli import main as cli_main
+from m5l_core.training.curves import main as curves_main
+from m5l_core.training.curves import moving_mean
 from m5l_core.training.data import ANCHOR, NEGATIVE, POSITIVE, draw_samples
 from m5l_core.training.log import read_log
 from m5l_core.training.state import initialise
@@ -158,6 +160,8 @@ def test_training_writes_log_checkpoint_model_and_summary(tiny_root, tmp_path):
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["steps_this_run"] == summary["steps_this_run"] == 3
     assert on_disk["trend"]["ce"]["last"] is not None
+    curves = cv2.imread(str(out / "training_curves.png"))
+    assert curves is not None and curves.shape[0] > curves.shape[1] > 200
     assert not list(out.glob(".*.tmp"))
 
 
@@ -204,3 +208,18 @@ def test_init_from_a_checkpoint_keeps_features_and_makes_new_heads(tiny_root, tm
     assert len(target.domain_heads) == 5
     torch.testing.assert_close(target.rgb_stream.state_dict(), source.rgb_stream.state_dict())
     torch.testing.assert_close(target.fc5.weight, source.fc5.weight)
+
+
+def test_moving_mean_is_trailing_and_skips_missing_values():
+    values = np.array([1.0, 3.0, np.nan, 5.0, 7.0])
+    np.testing.assert_allclose(moving_mean(values, 2), [1.0, 2.0, 3.0, 5.0, 6.0])
+    assert np.isnan(moving_mean(np.array([np.nan, 1.0]), 1)[0])
+
+
+def test_curves_cli_replots_a_log_and_names_a_missing_one(tiny_root, tmp_path, capsys):
+    train(tiny_config(tiny_root, iterations=2), tmp_path / "run")
+    assert curves_main([str(tmp_path / "run"), "--out", str(tmp_path / "c.png"), "--window", "1"]) == 0
+    assert cv2.imread(str(tmp_path / "c.png")) is not None
+    with pytest.raises(SystemExit) as exit_info:
+        curves_main([str(tmp_path / "nowhere")])
+    assert exit_info.value.code == 2 and "nowhere/train_log.jsonl" in capsys.readouterr().err

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from m5l_core.atomic import atomic_write_text
 
+LOG_NAME = "train_log.jsonl"
+
 
 def _json_value(value):
     # NaN/inf are not JSON: write null so every line stays parseable by strict readers.

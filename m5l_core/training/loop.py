@@ -9,7 +9,8 @@ batch and :mod:`m5l_core.training.distributed` for how ranks share the work. Out
   written atomically (temporary file + fsync + rename), so a ``kill -9`` at any moment
   leaves the previous complete checkpoint; ``--resume`` continues from it;
 * ``model.pt``: final weights without optimizer state (load with ``load_tracker``);
-* ``summary.json``: first/last-window means of the losses and statistics, speed, fingerprints.
+* ``summary.json``: first/last-window means of the losses and statistics, speed, fingerprints;
+* ``training_curves.png``: losses, MMSL structure shares, accuracy and modality weights.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from m5l_core.datasets.sequence import Sequence
 from m5l_core.models import M5LNet, ModelConfig, apply_ablation
 from m5l_core.training import distributed as ddp
 from m5l_core.training.config import TrainConfig
+from m5l_core.training.curves import CURVES_NAME, plot_training_curves
 from m5l_core.training.data import Domain, FrameBatch, build_batch, domain_for_step, make_domains
-from m5l_core.training.log import JsonLog, window_means, write_summary
+from m5l_core.training.log import LOG_NAME, JsonLog, window_means, write_summary
 from m5l_core.training.sources import load_training_sequences
 from m5l_core.training.state import (
     CHECKPOINT_NAME,
@@ -42,8 +44,6 @@ from m5l_core.training.state import (
     write_checkpoint,
 )
 from m5l_core.training.step import LOG_KEYS, step_seed, train_step
-
-LOG_NAME = "train_log.jsonl"
 
 
 class TrainingError(RuntimeError):
@@ -260,6 +260,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         summary = _summary(run, steps_run, elapsed, fingerprints)
         if context.is_main:
             write_summary(out_dir / SUMMARY_NAME, summary)
+            if run.records:
+                plot_training_curves(run.records, out_dir / CURVES_NAME, run.config.summary_window,
+                                     title=f"m5l-train {out_dir}")
         run.log.close()
         return summary
     finally:
