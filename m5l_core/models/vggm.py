@@ -37,6 +37,7 @@ class LocalResponseNorm(nn.Module):
     def __init__(self, size: int, alpha: float, beta: float, k: float):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self._bands: dict[tuple[int, torch.device], Tensor] = {}   # built once per channel count/device
 
     def forward(self, x: Tensor) -> Tensor:
         # The window sum over channels is one matmul with a banded 0/1 matrix: the same numbers as
@@ -51,9 +52,12 @@ class LocalResponseNorm(nn.Module):
 
     def _band(self, channels: int, device: torch.device) -> Tensor:
         """(C, C) matrix whose column c sums the ``size`` channels centred on c."""
-        index = torch.arange(channels, device=device)
-        offset = index[:, None] - index[None, :]     # input channel minus output channel
-        return ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).float()
+        key = (channels, device)
+        if key not in self._bands:
+            index = torch.arange(channels, device=device)
+            offset = index[:, None] - index[None, :]     # input channel minus output channel
+            self._bands[key] = ((offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)).float()
+        return self._bands[key]
 
 
 def make_vggm_stream(config: ModelConfig) -> nn.Sequential:
