@@ -14,6 +14,7 @@ from pathlib import Path
 from m5l_core.atomic import atomic_write_text
 
 LOG_NAME = "train_log.jsonl"
+SUMMARY_NAME = "summary.json"
 
 
 def _json_value(value):

@@ -32,7 +32,7 @@ from m5l_core.training import distributed as ddp
 from m5l_core.training.config import TrainConfig
 from m5l_core.training.curves import CURVES_NAME, plot_training_curves
 from m5l_core.training.data import Domain, FrameBatch, build_batch, domain_for_step, make_domains
-from m5l_core.training.log import LOG_NAME, JsonLog, window_means, write_summary
+from m5l_core.training.log import LOG_NAME, SUMMARY_NAME, JsonLog, window_means, write_summary
 from m5l_core.training.sources import load_training_sequences
 from m5l_core.training.state import (
     CHECKPOINT_NAME,
@@ -48,8 +48,6 @@ from m5l_core.training.step import LOG_KEYS, step_seed, train_step
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss diverged); the message says what to do."""
-
-SUMMARY_NAME = "summary.json"
 
 
 @dataclass

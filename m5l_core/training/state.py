@@ -19,7 +19,7 @@ from m5l_core.config import ConfigError, to_dict
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, load_checkpoint, save_checkpoint
 from m5l_core.training.config import OptimConfig, TrainConfig
 from m5l_core.training.curves import CURVES_NAME
-from m5l_core.training.log import LOG_NAME
+from m5l_core.training.log import LOG_NAME, SUMMARY_NAME
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MODEL_NAME = "model.pt"
@@ -93,6 +93,6 @@ def read_resume_state(path: Path, model_config: ModelConfig, domain_names: list[
 
 def remove_stale_temporaries(out_dir: Path) -> None:
     """Temporary files of an atomic write interrupted by ``kill -9`` (never the real files)."""
-    for name in (CHECKPOINT_NAME, MODEL_NAME, "summary.json", LOG_NAME, CURVES_NAME):
+    for name in (CHECKPOINT_NAME, MODEL_NAME, SUMMARY_NAME, LOG_NAME, CURVES_NAME):
         for tmp in Path(out_dir).glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
