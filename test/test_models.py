@@ -144,7 +144,7 @@ def test_gradients_reach_both_streams():
 def test_bad_inputs_raise_clear_errors():
     model = make()
     rgb, thermal, rois = inputs()
-    with pytest.raises(ValueError, match="receptive field"):
+    with pytest.raises(ValueError, match="75-pixel minimum of the vggm backbone"):
         model.features(rgb[..., :60, :60], thermal[..., :60, :60])
     with pytest.raises(ValueError, match="differ"):
         model.features(rgb, thermal[..., :80, :80])

@@ -26,7 +26,8 @@ from m5l_core.models.vggm import VggmInitError, conv3_size
 
 
 def init_from_vgg_m_mat(model: M5LNet, path) -> None:
-    """Copy conv1-3 of a MatConvNet ``imagenet-vgg-m.mat`` into both streams (VggmInitError if bad)."""
+    """Copy conv1-3 of ``imagenet-vgg-m.mat`` (same in both streams) or of an ``m5l-distill`` result
+    (its RGB and thermal weights) into the model's streams (VggmInitError if bad)."""
     model.load_vgg_m(path)
 
 

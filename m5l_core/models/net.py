@@ -1,10 +1,11 @@
-"""The M5L network: two VGG-M streams, RoIAlign, embedding, fusion and the multi-domain classifier.
+"""The M5L network: two feature streams, RoIAlign, embedding, fusion and the multi-domain classifier.
 
-Data flow for one frame (feature maps computed once, shared by all its boxes)::
+Data flow for one frame (feature maps computed once, shared by all its boxes; C = 512 for VGG-M,
+112 for EfficientNet-Lite0, see :mod:`m5l_core.models.backbones`)::
 
-    rgb, thermal (B,3,H,W), pixels - 128 ──features()──> conv3 maps (B,512,h,w) x 2
-    rois (N,5) ──pool()──> (N,512,3,3) x 2 ──embed()──> (N,E) x 2, unit norm   (MMSL, training only)
-                                           └─fuse()───> (N,1024*9), modality weights (N,2)
+    rgb, thermal (B,3,H,W), pixels - 128 ──features()──> stride-8 maps (B,C,h,w) x 2
+    rois (N,5) ──pool()──> (N,C,3,3) x 2 ──embed()──> (N,E) x 2, unit norm   (MMSL, training only)
+                                         └─fuse()───> (N,2C*9), modality weights (N,2)
                                                          └─classify()──> fc4, fc5, fc6 logits (N,2)
 
 Ablations are switches of :class:`~m5l_core.models.config.ModelConfig` (fusion, use_embedding),
@@ -19,11 +20,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from m5l_core.models.backbones import backbone_geometry, load_imagenet_into, make_stream
 from m5l_core.models.config import ModelConfig
 from m5l_core.models.embedding import EmbeddingHead
 from m5l_core.models.fusion import make_fusion
-from m5l_core.models.roi_align import RECEPTIVE_FIELD, roi_align
-from m5l_core.models.vggm import FEATURE_CHANNELS, load_vggm_into, make_vggm_stream
+from m5l_core.models.roi_align import roi_align
+from m5l_core.models.vggm import load_vggm_into
 
 
 class NetOutput(NamedTuple):
@@ -37,8 +39,9 @@ class M5LNet(nn.Module):
     """M5L (and, by configuration, its ablations and the RT-MDNet+RGBT baseline).
 
     Initialisation: the constructor draws random weights (Kaiming convs, N(0, 0.01) fc layers) --
-    weak conv features, fine for tests and from-scratch experiments. For tracking, start conv1-3
-    from ImageNet with :meth:`load_vgg_m` (``imagenet-vgg-m.mat``) or rebuild a trained model with
+    weak conv features, fine for tests and from-scratch experiments. For tracking, start the streams
+    from ImageNet with :meth:`load_vgg_m` (``imagenet-vgg-m.mat`` or an ``m5l-distill`` file) or
+    :meth:`load_imagenet` (packaged backbones), or rebuild a trained model with
     :func:`m5l_core.models.load_checkpoint`.
     """
 
@@ -49,11 +52,13 @@ class M5LNet(nn.Module):
             raise ValueError(f"num_domains must be >= 0, got {num_domains}")
         self.config = config
         self.num_domains = num_domains
+        self.geometry = backbone_geometry(config.backbone)
         # One factory called twice: identical architecture, independent weights per modality.
-        self.rgb_stream = make_vggm_stream(config)
-        self.thermal_stream = make_vggm_stream(config)
-        pooled = FEATURE_CHANNELS * config.roi_output ** 2
-        self.fusion = make_fusion(config.fusion, FEATURE_CHANNELS, config.attention_hidden)
+        self.rgb_stream = make_stream(config)
+        self.thermal_stream = make_stream(config)
+        channels = self.geometry.channels
+        pooled = channels * config.roi_output ** 2
+        self.fusion = make_fusion(config.fusion, channels, config.attention_hidden)
         self.embed_rgb = self.embed_thermal = None
         if config.use_embedding:
             self.embed_rgb = EmbeddingHead(pooled, config.embedding_dim, config.fc_init_std)
@@ -82,18 +87,26 @@ class M5LNet(nn.Module):
         return self._make_head().to(device=self.fc5.weight.device, dtype=self.fc5.weight.dtype)
 
     def load_vgg_m(self, path) -> None:
-        """Initialise conv1-3 of both streams from a MatConvNet ``imagenet-vgg-m.mat``."""
+        """Initialise conv1-3 of both streams from ``imagenet-vgg-m.mat`` (the same weights in both) or
+        an ``m5l-distill`` result (the RGB stream its ``rgb``, the thermal stream its ``thermal`` weights)."""
+        if self.config.backbone != "vggm":
+            raise ValueError(f"VGG-M weights need backbone vggm, this model has {self.config.backbone!r}")
         load_vggm_into((self.rgb_stream, self.thermal_stream), path)
+
+    def load_imagenet(self, path=None) -> None:
+        """Initialise both streams from the backbone's packaged ImageNet weights (or ``path``)."""
+        load_imagenet_into((self.rgb_stream, self.thermal_stream), self.config, path)
 
     # -- forward pieces -------------------------------------------------------------------------
     def features(self, rgb: Tensor, thermal: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,3,H,W) mean-subtracted images -> conv3 maps (B,512,h,w) per modality (stride 8)."""
+        """(B,3,H,W) mean-subtracted images -> stride-8 maps (B,C,h,w) per modality."""
+        min_input = self.geometry.min_input
         for name, image in (("rgb", rgb), ("thermal", thermal)):
             if image.dim() != 4 or image.shape[1] != 3:
                 raise ValueError(f"{name} input must be (B, 3, H, W), got {tuple(image.shape)}")
-            if min(image.shape[2:]) < RECEPTIVE_FIELD:
+            if min(image.shape[2:]) < min_input:
                 raise ValueError(f"{name} input {tuple(image.shape[2:])} is smaller than the "
-                                 f"{RECEPTIVE_FIELD}-pixel receptive field of conv3")
+                                 f"{min_input}-pixel minimum of the {self.config.backbone} backbone")
         if rgb.shape != thermal.shape:
             raise ValueError(f"rgb {tuple(rgb.shape)} and thermal {tuple(thermal.shape)} inputs differ "
                              "in shape")
@@ -103,15 +116,16 @@ class M5LNet(nn.Module):
         """RoIAlign every (N,5) roi (batch, x1, y1, x2, y2 in input pixels) from both maps.
 
         Boxes are used as given: the receptive-field shift is the caller's job
-        (``roi_align.align_rois_to_receptive_field``).
+        (``roi_align.align_rois_to_receptive_field`` with ``self.geometry.offset``).
         """
         cfg = self.config
         rois = rois.to(device=feats[0].device, dtype=feats[0].dtype)
-        return tuple(roi_align(f, rois, cfg.roi_output, adaptive=cfg.roi_adaptive, sampling=cfg.roi_sampling,
-                               reduce=cfg.roi_reduce) for f in feats)
+        return tuple(roi_align(f, rois, cfg.roi_output, spatial_scale=self.geometry.spatial_scale,
+                               adaptive=cfg.roi_adaptive, sampling=cfg.roi_sampling, reduce=cfg.roi_reduce)
+                     for f in feats)
 
     def fuse(self, pooled: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """-> (fused (N, 2*512*r*r), modality_weights (N, 2))."""
+        """-> (fused (N, 2*C*r*r), modality_weights (N, 2))."""
         return self.fusion(pooled[0], pooled[1])
 
     def embed(self, pooled: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -142,7 +156,7 @@ class M5LNet(nn.Module):
 
     # -- parameter groups -----------------------------------------------------------------------
     def conv_parameters(self) -> list[nn.Parameter]:
-        """conv1-3 of both streams (paper: lr 1e-4)."""
+        """The feature streams of both modalities (paper: lr 1e-4)."""
         return [*self.rgb_stream.parameters(), *self.thermal_stream.parameters()]
 
     def fc_parameters(self) -> list[nn.Parameter]:

@@ -52,14 +52,15 @@ SPATIAL_SCALE = 1.0 / FEATURE_STRIDE
 MIN_ROI_CELLS = 1.0  # smallest RoI side, in feature cells
 
 
-def align_rois_to_receptive_field(rois: Tensor) -> Tensor:
-    """Shift (N,5) rois (batch, x1, y1, x2, y2 in input pixels) by ``-FEATURE_OFFSET``.
+def align_rois_to_receptive_field(rois: Tensor, offset: float = FEATURE_OFFSET) -> Tensor:
+    """Shift (N,5) rois (batch, x1, y1, x2, y2 in input pixels) by ``-offset`` (VGG-M: ``FEATURE_OFFSET``;
+    other backbones: ``BackboneGeometry.offset``).
 
     After the shift, :func:`roi_align` pools the conv3 cells whose receptive fields are centred
     inside the original box. Returns a new tensor; the batch index column is untouched.
     """
     shifted = rois.clone()
-    shifted[:, 1:] -= FEATURE_OFFSET
+    shifted[:, 1:] -= offset
     return shifted
 
 

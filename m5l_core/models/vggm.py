@@ -9,12 +9,17 @@ LRN: VGG-M (and MatConvNet's ``imagenet-vgg-m.mat``) normalises across 5 channel
 ``x / (k + alpha * sum x^2) ** beta``, k=2, alpha=1e-4, beta=0.75. torch's ``local_response_norm``
 divides alpha by the window size, so we pass ``alpha * size``. (RT-MDNet's own code uses a
 1-channel window; ``lrn_size=1`` reproduces it.)
+
+Initial weights come from one of two files, told apart by content (:func:`load_vggm_into`): a
+MatConvNet ``imagenet-vgg-m.mat`` (the same conv1-3 for both streams) or the result of
+``m5l-distill`` (a torch file of format :data:`DISTILLED_FORMAT`, its own conv1-3 per modality).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +30,11 @@ from m5l_core.models.config import ModelConfig
 CONV_SHAPES = ((96, 3, 7, 7), (256, 96, 5, 5), (512, 256, 3, 3))  # (Cout, Cin, kH, kW) of conv1-3
 MAT_LAYER_INDICES = (0, 4, 8)  # conv1-3 in imagenet-vgg-m.mat's `layers` (conv, relu, norm, pool, ...)
 FEATURE_CHANNELS = 512
+CONV_NAMES = ("conv1", "conv2", "conv3")
+DISTILLED_FORMAT = "m5l-distilled-vggm"  # written by m5l_core.distill.result
+DISTILLED_VERSION = 1
+DISTILLED_STREAMS = ("rgb", "thermal")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes zip archives; MatConvNet files start with "MATLAB"
 
 
 class VggmInitError(ValueError):
@@ -125,14 +135,64 @@ def _read_conv(layers: Sequence, index: int, shape: tuple[int, ...], path) -> tu
     return weight, bias
 
 
+def read_distilled_vggm(path: str | os.PathLike) -> dict[str, list[tuple[Tensor, Tensor]]]:
+    """``{"rgb": [(weight, bias)] * 3, "thermal": [...]}`` from an ``m5l-distill`` result file."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise VggmInitError(f"{path}: not a readable torch file ({type(err).__name__})") from None
+    found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+    if found != DISTILLED_FORMAT:
+        raise VggmInitError(f"{path}: a torch file of format {found!r}, not VGG-M weights: vggm:PATH takes "
+                            f"imagenet-vgg-m.mat or an m5l-distill result ({DISTILLED_FORMAT!r}); an m5l "
+                            "checkpoint initialises with checkpoint:PATH")
+    if raw.get("version") != DISTILLED_VERSION:
+        raise VggmInitError(f"{path}: {DISTILLED_FORMAT} version {raw.get('version')!r} is not supported "
+                            f"(this code reads version {DISTILLED_VERSION})")
+    return {name: _distilled_convs(raw.get(name), f"{path}: {name}") for name in DISTILLED_STREAMS}
+
+
+def _distilled_convs(weights, where: str) -> list[tuple[Tensor, Tensor]]:
+    if not isinstance(weights, dict):
+        raise VggmInitError(f"{where}: expected a dict of conv1-3 tensors, got {type(weights).__name__}")
+    convs = []
+    for name, shape in zip(CONV_NAMES, CONV_SHAPES, strict=True):
+        weight, bias = weights.get(f"{name}.weight"), weights.get(f"{name}.bias")
+        if not (torch.is_tensor(weight) and torch.is_tensor(bias)):
+            raise VggmInitError(f"{where}: {name}.weight or {name}.bias is missing")
+        if tuple(weight.shape) != shape or tuple(bias.shape) != (shape[0],):
+            raise VggmInitError(f"{where}: {name} weights {tuple(weight.shape)} / bias {tuple(bias.shape)} "
+                                f"do not match VGG-M conv {shape}")
+        convs.append((weight.float(), bias.float()))
+    return convs
+
+
 def load_vggm_into(streams: Sequence[nn.Sequential], path: str | os.PathLike) -> None:
-    """Copy conv1-3 from ``path`` into every stream (RGB and thermal start from the same weights)."""
-    weights = read_vggm_mat(path)
+    """Copy conv1-3 from ``path`` into ``streams`` (RGB first, then thermal).
+
+    A MatConvNet ``imagenet-vgg-m.mat`` gives every stream the same weights (the paper's start);
+    an ``m5l-distill`` result gives the RGB stream its ``rgb`` weights and the thermal stream its
+    ``thermal`` ones. The file's content decides which it is, not its name; any other file is a
+    :class:`VggmInitError` saying what it is and what vggm:PATH takes.
+    """
+    if not Path(path).is_file():
+        raise VggmInitError(f"{path}: VGG-M weights file not found")
+    with open(path, "rb") as handle:
+        is_torch_file = handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+    if is_torch_file:
+        distilled = read_distilled_vggm(path)
+        if len(streams) != len(DISTILLED_STREAMS):
+            raise ValueError(f"{path}: a distilled file initialises exactly two streams (RGB, thermal), "
+                             f"got {len(streams)}")
+        per_stream = [distilled[name] for name in DISTILLED_STREAMS]
+    else:
+        weights = [(torch.from_numpy(w), torch.from_numpy(b)) for w, b in read_vggm_mat(path)]
+        per_stream = [weights] * len(streams)
     with torch.no_grad():
-        for stream in streams:
-            for conv, (weight, bias) in zip(conv_layers(stream), weights, strict=True):
-                conv.weight.copy_(torch.from_numpy(weight))
-                conv.bias.copy_(torch.from_numpy(bias))
+        for stream, convs in zip(streams, per_stream, strict=True):
+            for conv, (weight, bias) in zip(conv_layers(stream), convs, strict=True):
+                conv.weight.copy_(weight)
+                conv.bias.copy_(bias)
 
 
 def conv3_size(input_size: int) -> int:

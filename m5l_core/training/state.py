@@ -32,25 +32,42 @@ class ResumeState:
     optimizer_state: dict | None
 
 
-def build_optimizer(model: M5LNet, config: OptimConfig) -> torch.optim.SGD:
-    """SGD with two groups: conv1-3 at ``conv_lr``; everything after RoIAlign at ``fc_lr``.
+def freeze_streams_without_lr(model: M5LNet, config: OptimConfig) -> None:
+    """``conv_lr: 0`` freezes the feature streams outright: no gradient flows into them at all.
 
-    "fc" includes the fusion attention, the embedding heads, fc4, fc5 and the domain fc6
-    heads: they are all learnt from scratch on top of the (pretrained) conv features.
+    With an ImageNet backbone this is the cheap recipe on a CPU: the backward pass through
+    depthwise convolutions costs several times their forward pass, and a frozen stream keeps
+    its ImageNet features intact on a small training set.
+    """
+    for param in model.conv_parameters():
+        param.requires_grad_(config.conv_lr > 0)
+
+
+def build_optimizer(model: M5LNet, config: OptimConfig) -> torch.optim.SGD:
+    """SGD with three groups: the streams at ``conv_lr``; everything after RoIAlign at ``fc_lr``,
+    the per-domain fc6 heads at ``fc_lr * head_lr_mult``.
+
+    "fc" includes the fusion attention, the embedding heads, fc4 and fc5: they are all learnt
+    from scratch on top of the (pretrained) stream features.
     """
     conv = model.conv_parameters()
-    conv_ids = {id(p) for p in conv}
-    rest = [p for p in model.parameters() if id(p) not in conv_ids]
+    heads = model.head_parameters()
+    taken = {id(p) for p in (*conv, *heads)}
+    rest = [p for p in model.parameters() if id(p) not in taken]
     groups = [{"params": conv, "lr": config.conv_lr, "name": "conv"},
-              {"params": rest, "lr": config.fc_lr, "name": "fc"}]
+              {"params": rest, "lr": config.fc_lr, "name": "fc"},
+              {"params": heads, "lr": config.fc_lr * config.head_lr_mult, "name": "heads"}]
     return torch.optim.SGD(groups, lr=config.fc_lr, momentum=config.momentum,
                            weight_decay=config.weight_decay)
 
 
 def initialise(model: M5LNet, spec: str, device: torch.device) -> None:
-    """Apply ``random`` | ``vggm:PATH`` | ``checkpoint:PATH`` to a freshly built model."""
+    """Apply ``random`` | ``imagenet[:PATH]`` | ``vggm:PATH`` | ``checkpoint:PATH`` to a fresh model."""
     kind, _, path = spec.partition(":")
     if kind == "random":
+        return
+    if kind == "imagenet":
+        model.load_imagenet(path or None)
         return
     if kind == "vggm":
         model.load_vgg_m(path)
@@ -65,7 +82,7 @@ def initialise(model: M5LNet, spec: str, device: torch.device) -> None:
             raise CheckpointError(f"{path}: does not match this model (missing {missing[:3]}, "
                                   f"unexpected {unexpected[:3]}); check the ablation and model config")
         return
-    raise ConfigError(f"init must be random, vggm:PATH or checkpoint:PATH, got {spec!r}")
+    raise ConfigError(f"init must be random, imagenet[:PATH], vggm:PATH or checkpoint:PATH, got {spec!r}")
 
 
 def write_checkpoint(path: Path, model: M5LNet, model_config: ModelConfig, config: TrainConfig, step: int,

