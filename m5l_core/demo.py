@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from m5l_core.atomic import atomic_write_text
@@ -41,6 +42,7 @@ from m5l_core.evaluation import (
     plot_curves,
     read_results_dir,
 )
+from m5l_core.geometry import overlap_ratio
 from m5l_core.models import CheckpointError
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.loading import default_model_path, load_tracker
@@ -91,6 +93,25 @@ def print_table(score, runs: dict[str, SequenceRun], root: Path) -> None:
           f"({BENCHMARK.upper()} protocol: PR at 20 px, SR = mean success over 21 thresholds)")
 
 
+def print_failure_flags(sequences, results: dict[str, np.ndarray], runs: dict[str, SequenceRun]) -> None:
+    """How often LOST was reported while the box was on the target (IoU > 0.5 with either GT)."""
+    frames = false_lost = lost = 0
+    for sequence in sequences:
+        if sequence.name not in runs or sequence.name not in results:
+            continue
+        boxes = results[sequence.name]
+        flagged = np.zeros(len(boxes), dtype=bool)
+        flagged[list(runs[sequence.name].lost)] = True
+        overlap = np.maximum(overlap_ratio(boxes, sequence.gt_rgb[:len(boxes)]),
+                             overlap_ratio(boxes, sequence.gt_thermal[:len(boxes)]))
+        frames += len(boxes) - 1
+        lost += int(flagged.sum())
+        false_lost += int((flagged & (overlap > 0.5)).sum())
+    if frames:
+        print(f"LOST on {lost} of {frames} tracked frames; LOST while IoU > 0.5: {false_lost} "
+              f"({100 * false_lost / frames:.1f} % of frames)")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or default_model_path()
     if not Path(checkpoint).is_file():
@@ -117,6 +138,7 @@ def run_demo(args: argparse.Namespace) -> int:
     results = read_results_dir(results_dir, names)
     score = evaluate_tracker(BENCHMARK, sequences, results, tracker="M5L (default model)")
     print_table(score, {r.name: r for r in runs}, data)
+    print_failure_flags(sequences, results, {r.name: r for r in runs})
     plots = plot_curves([score], out / "plots")
     atomic_write_text(out / "scores.md", markdown_table([score]))
     atomic_write_text(out / "scores.json", json.dumps(json_document([score]), indent=2) + "\n")

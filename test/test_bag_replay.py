@@ -24,7 +24,10 @@ from m5l_tracker_ros.bag import eval_bag, make_bag, replay_eval  # noqa: E402
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 FRAMES = 12
-FAST_TRACKER = ["init.iterations=2", "init.n_pos=32", "init.n_neg=96", "update.iterations=1",
+# init.quick_iterations < init.iterations: the quick start, whose remaining first-frame work and
+# every update run in the per-frame learning budget (lockstep must still equal the runner).
+FAST_TRACKER = ["init.iterations=3", "init.quick_iterations=1", "budget.pool_batch=40",
+                "init.n_pos=32", "init.n_neg=96", "update.iterations=1",
                 "update.n_pos=16", "update.n_neg=32", "search.n_candidates=32", "search.target_size=48",
                 "bbreg.n_samples=100", "optim.neg_candidates=96"]
 
@@ -95,5 +98,6 @@ def test_realtime_replay_reports_drops_latency_and_rate(setup, capsys):
     latency = report["latency"]
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["max_ms"]
     assert report["outputs_per_s"] > 0
+    assert report["first_output_ms"] > 0 and "first tracked box" in printed
     assert f"dropped {report['dropped']}" in printed and "latency (image stamp -> output): p50" in printed
     assert len(read_result_file(out / "seq.txt")) == FRAMES      # frames without output keep a box

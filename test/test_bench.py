@@ -39,3 +39,14 @@ def test_bad_arguments_exit_2(capsys):
     assert capsys.readouterr().err.startswith("error:")
     assert main(["--device", "cpu", "--set", "search.bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_background_load_runs_the_bench_twice_and_reports_the_share_left(tmp_path, capsys):
+    checkpoint = tmp_path / "tiny.pt"
+    write_tiny_checkpoint(checkpoint)
+    code = main(["--device", "cpu", "--json", "--frames", "2", "--warmup", "1", "--background-threads", "1",
+                 "--checkpoint", str(checkpoint), *fast_overrides()])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["background_threads"] == 1 and report["loaded"]["m5l_fps"] > 0
+    assert report["loaded_share"] == round(report["loaded"]["m5l_fps"] / report["m5l_fps"], 3)

@@ -110,7 +110,9 @@ def test_deterministic_for_a_seed_and_reinitialising_starts_afresh(first_run, se
 
 def test_failure_widens_the_search_and_runs_short_term_updates(checkpoint, sequence, first_run):
     normal, _ = first_run
-    failing = load_tracker(checkpoint, fast_config(search={"success_threshold": 99.0}), device="cpu", seed=0)
+    # RT-MDNet's plain threshold: every score below 99 is a failure (failure.py calibrates it)
+    failing = load_tracker(checkpoint, fast_config(search={"success_threshold": 99.0},
+                                                   failure={"calibrated": False}), device="cpu", seed=0)
     results = run(failing, sequence, frames=4)
     assert not any(r.success for r in results)
     assert results[-1].state is TrackState.LOST

@@ -2,9 +2,12 @@
 
     tracker.initialize(rgb, thermal, box)     # box = (x, y, w, h) in RGB pixels
     result = tracker.track(rgb, thermal)      # -> TrackResult
+    result = tracker.track(rgb, thermal, stamp=t)   # with the image time in seconds (live streams)
 
 ``rgb`` is an ``HxWx3`` uint8 array in RGB order; ``thermal`` is ``HxW`` or ``HxWx1|3``,
 uint8 or uint16 (see :mod:`m5l_core.preprocess` for the normalisation and registration).
+``stamp`` is optional: without it every call is the next frame of the sequence; with it a
+tracker may account for frames skipped in between (a live stream whose pairs were dropped).
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ class TrackResult:
 
 
 class RGBTTracker(Protocol):
-    def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box) -> None: ...
+    def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box, stamp: float | None = None) -> None: ...
 
-    def track(self, rgb: np.ndarray, thermal: np.ndarray) -> TrackResult: ...
+    def track(self, rgb: np.ndarray, thermal: np.ndarray, stamp: float | None = None) -> TrackResult: ...
 
 
 class TrackerError(ValueError):

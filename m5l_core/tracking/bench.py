@@ -6,8 +6,10 @@ alternation (so background load hits both alike). The baseline is the RT-MDNet+R
 module) carrying the M5L checkpoint's weights wherever the two share a layer, so both take
 the same decisions and run the same number of updates. Reported: fps of each, the M5L/baseline
 time-per-frame ratio, and a per-stage breakdown in ms per frame (preprocess, conv features,
-candidate scoring, box regression, collecting update samples, online updates). A benchmark
-that reports; no pass/fail exit.
+candidate scoring, box regression, collecting update samples, online learning steps,
+re-detection). ``--background-threads N`` runs it twice back to back, quiet and beside a process
+keeping N torch threads busy (bench_load.py), and reports the share of the quiet fps that is
+left. A benchmark that reports; no pass/fail exit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from m5l_core.config import ConfigError, apply_overrides
 from m5l_core.losses import LossConfig
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, apply_ablation, load_checkpoint
+from m5l_core.tracking.bench_load import busy_process
 from m5l_core.tracking.bench_report import PAPER_FPS, TARGET_FPS, TARGET_RATIO, conv_gflop, explain
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.loading import config_for_checkpoint, default_model_path
@@ -31,7 +34,7 @@ from m5l_core.tracking.runtime import resolve_device
 from m5l_core.tracking.tracker import M5LTracker
 
 # collect = pooling this frame's update samples; update = the short/long-term fc training.
-STAGES = ("preprocess", "features", "scoring", "bbreg", "collect", "update")
+STAGES = ("preprocess", "features", "scoring", "bbreg", "collect", "update", "redetect")
 
 
 @dataclass
@@ -54,13 +57,14 @@ class Timing:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def summary(self, counters: dict[str, int]) -> dict:
+    def summary(self, counters: dict[str, int], stream: torch.nn.Module) -> dict:
         per_frame = {k: round(1000 * v / max(self.frames, 1), 2) for k, v in self.stages.items()}
         side = (self.crop_pixels / max(self.frames, 1)) ** 0.5
         ms_per_frame = 1000 * self.seconds / max(self.frames, 1)
         return {"fps": round(self.fps, 2), "ms_per_frame": round(ms_per_frame, 2),
                 "init_seconds": round(self.init_seconds, 3), "stages_ms": per_frame,
-                "mean_crop_side": round(side, 1), "conv_gflop_per_frame": round(conv_gflop(side, side), 2),
+                "mean_crop_side": round(side, 1),
+                "conv_gflop_per_frame": round(conv_gflop(stream, side, side), 2),
                 **counters}
 
 
@@ -96,10 +100,16 @@ def run_bench(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     m5l_net, baseline_net, source, extra = build_models(args.checkpoint, device)
-    config = config_for_checkpoint(apply_overrides(TrackerConfig(), args.overrides), extra)
+    overrides = [*args.overrides, *([f"runtime.threads={args.threads}"] if args.threads else [])]
+    config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), extra)
     sequence = bench_sequence(args.frames, args.seed)
     trackers = {"m5l": M5LTracker(m5l_net, None, config, device, args.seed),
                 "baseline": M5LTracker(baseline_net, None, config, device, args.seed)}
+    if args.compare is not None:
+        # Another model (e.g. a previous default) timed in the same alternation, at its own scale.
+        compare_net, _, compare_extra = load_checkpoint(args.compare, device)
+        compare_config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), compare_extra)
+        trackers["compare"] = M5LTracker(compare_net, None, compare_config, device, args.seed)
     timings = {name: Timing(name) for name in trackers}
     for name, tracker in trackers.items():
         start = time.perf_counter()
@@ -118,7 +128,8 @@ def run_bench(args: argparse.Namespace) -> dict:
 
 def report(timings: dict[str, Timing], trackers: dict[str, M5LTracker], config: TrackerConfig,
            device: torch.device, source: str, args: argparse.Namespace) -> dict:
-    m5l, baseline = (timings[k].summary(trackers[k].counters) for k in ("m5l", "baseline"))
+    summaries = {k: timings[k].summary(trackers[k].counters, trackers[k].model.rgb_stream) for k in trackers}
+    m5l, baseline = summaries["m5l"], summaries["baseline"]
     ratio = (m5l["ms_per_frame"] / baseline["ms_per_frame"]) if baseline["ms_per_frame"] else float("nan")
     out = {"m5l_fps": m5l["fps"], "baseline_fps": baseline["fps"], "ratio": round(ratio, 3),
            "stages": {"m5l": m5l["stages_ms"], "baseline": baseline["stages_ms"]},
@@ -129,6 +140,11 @@ def report(timings: dict[str, Timing], trackers: dict[str, M5LTracker], config: 
            "targets": {"m5l_fps": TARGET_FPS, "ratio_max": TARGET_RATIO, "paper_gtx1080ti_fps": PAPER_FPS}}
     out["targets"]["met"] = bool(out["m5l_fps"] >= TARGET_FPS and ratio <= TARGET_RATIO)
     out["note"] = explain(out)
+    if "compare" in summaries:
+        other = summaries["compare"]
+        speedup = other["ms_per_frame"] / m5l["ms_per_frame"] if m5l["ms_per_frame"] else float("nan")
+        out["compare"] = {**other, "weights": str(args.compare), "speedup": round(speedup, 3),
+                          "target_size": trackers["compare"].target_size}
     return out
 
 
@@ -142,6 +158,11 @@ def print_human(result: dict) -> None:
     print(f"M5L {result['m5l_fps']:.1f} fps, baseline {result['baseline_fps']:.1f} fps, "
           f"time ratio M5L/baseline {result['ratio']:.3f}")
     print(result["note"])
+    if "compare" in result:
+        other = result["compare"]
+        print(f"compared model {other['weights']} (target {other['target_size']} px): "
+              f"{other['fps']:.1f} fps, {other['ms_per_frame']:.1f} ms/frame; M5L is {other['speedup']:.2f}x "
+              "its speed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,8 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="M5L checkpoint (default: the bundled default model, else random weights)")
     parser.add_argument("--frames", type=int, default=60, help="frames timed after the first (default 60)")
     parser.add_argument("--warmup", type=int, default=3, help="first frames not timed (default 3)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: the tracker's runtime.threads)")
     parser.add_argument("--seed", type=int, default=0, help="sequence and tracker seed")
+    parser.add_argument("--compare", type=Path, default=None, metavar="CHECKPOINT",
+                        help="also time this model in the same run (e.g. a previous default model)")
+    parser.add_argument("--background-threads", type=int, default=0, metavar="N",
+                        help="also time it beside a process keeping N torch threads busy (quiet run first)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="tracker setting override, e.g. runtime.precision=bfloat16 (repeatable)")
     return parser
@@ -164,14 +190,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.frames <= args.warmup:
             raise ConfigError(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
+        if args.background_threads < 0:
+            raise ConfigError(f"--background-threads must be 0 or more, got {args.background_threads}")
         result = run_bench(args)
+        loaded = None
+        if args.background_threads:
+            with busy_process(args.background_threads):
+                loaded = run_bench(args)
     except (ConfigError, CheckpointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if loaded is not None:
+        share = loaded["m5l_fps"] / result["m5l_fps"] if result["m5l_fps"] else float("nan")
+        result = {**result, "background_threads": args.background_threads, "loaded": loaded,
+                  "loaded_share": round(share, 3)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print_human(result)
+        if loaded is not None:
+            print(f"beside a busy process of {args.background_threads} torch threads: M5L "
+                  f"{loaded['m5l_fps']:.1f} fps = {100 * result['loaded_share']:.0f} % of the quiet "
+                  f"{result['m5l_fps']:.1f} fps ({result['threads']} tracker threads)")
     return 0
 
 

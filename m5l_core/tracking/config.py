@@ -35,6 +35,21 @@ class SearchConfig:
     search_from_regressed: bool = param(
         False, "centre the next frame's candidates on the box-regressed result "
                "(RT-MDNet: on the unregressed top-k mean)")
+    gap_free: float = param(0.05, "seconds: a frame stamped at most this long after the last tracked "
+                                  "frame counts as the next frame; after a longer gap (dropped pairs) the "
+                                  "candidate spread grows with the gap. 0 = ignore stamps",
+                            low=0.0, high=10.0)
+    gap_exponent: float = param(0.5, "the spread grows as (gap / gap_free) ** this: 0.5 = random-walk "
+                                     "motion, 1 = unknown constant velocity", low=0.0, high=2.0)
+    max_trans: float = param(1.0, "upper bound of the spread (target sides) that stamp gaps may grow to "
+                                  "(a wider spread thins the candidates out: re-detection covers larger "
+                                  "jumps)", low=0.0, high=10.0)
+    velocity_weight: float = param(0.0, "constant-velocity prediction: move the search centre by this share "
+                                        "of (velocity of the last two good frames x gap); 0 = off",
+                                   low=0.0, high=1.0)
+    max_area_ratio: float = param(2.0, "a widened search crops at most this many times the pixels of an "
+                                       "ordinary frame (at a coarser scale beyond), so it costs about as "
+                                       "much as an ordinary frame", low=1.0, high=100.0)
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,12 @@ class InitConfig:
     neg_scale: float = param(2.0, "negative sampler scale base", low=1.0, high=3.0)
     iterations: int = param(50, "SGD iterations of first-frame fine-tuning", low=0, high=1000)
     lr: float = param(1e-4, "learning rate of first-frame fine-tuning", low=0.0, high=1.0)
+    quick_iterations: int = param(5, "quick start: iterations done inside initialize() on a subset of the "
+                                     "samples; the rest of the samples and iterations follow in the learning "
+                                     "budget. >= iterations = the whole fine-tuning inside initialize()",
+                                  low=0, high=1000)
+    quick_pos: int = param(64, "quick start: positives of the first fit", low=1, high=10000)
+    quick_neg: int = param(256, "quick start: negatives of the first fit", low=1, high=50000)
 
 
 @dataclass(frozen=True)
@@ -102,13 +123,65 @@ class BoxRegressionConfig:
 
 
 @dataclass(frozen=True)
+class FailureConfig:
+    """When a frame counts as a failure (LOST: widened search, re-detection after a run of them).
+
+    What is learnt from a frame keeps RT-MDNet's rule whatever this says: update samples only
+    from frames scoring above ``search.success_threshold``, a short-term update below it.
+    """
+
+    calibrated: bool = param(True, "a failure needs the score to fall clearly below the scores of recent "
+                                   "good frames as well as below search.success_threshold; false = the "
+                                   "threshold alone (RT-MDNet)")
+    window: int = param(20, "good frames whose scores form the reference", low=1, high=1000)
+    drop: float = param(3.0, "failure when the score is below the reference median minus this many spreads",
+                        low=0.0, high=100.0)
+    min_spread: float = param(1.0, "lower bound of the reference spread (robust std of the window), in score "
+                                   "units", low=0.0, high=100.0)
+
+
+@dataclass(frozen=True)
+class RedetectConfig:
+    """Whole-image search after a loss: one tile of a coarse grid of candidates per frame."""
+
+    enabled: bool = param(True, "search the whole image, tile by tile, after after_lost failed frames")
+    after_lost: int = param(10, "consecutive failed frames before the re-detection starts",
+                            low=1, high=100000)
+    tile: float = param(4.0, "side of one tile in target sides (one tile is scored per frame)",
+                        low=1.0, high=100.0)
+    stride: float = param(0.5, "grid step of the candidates in target sides", low=0.1, high=10.0)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """How much online learning (first-frame remainder, updates) runs per frame.
+
+    Learning is queued and runs a few steps after each frame's result, so no frame waits for a
+    whole update. One step = one SGD iteration, or pooling one batch of first-frame samples.
+    """
+
+    steps_per_frame: float = param(2.0, "learning steps after each tracked frame (fractions accumulate; "
+                                        "2 is about RT-MDNet's average over a sequence); 0 = run all pending "
+                                        "learning at once (RT-MDNet's blocking updates)",
+                                   low=0.0, high=1000.0)
+    mode: str = param("steps", "steps: exactly steps_per_frame (deterministic); time: also keep learning "
+                               "while the frame has taken less than frame_ms", choices=("steps", "time"))
+    frame_ms: float = param(60.0, "time mode: wall-clock milliseconds per frame that learning may fill",
+                            low=0.0, high=100000.0)
+    pool_batch: int = param(512, "first-frame samples pooled per step when the quick start defers them",
+                            low=1, high=100000)
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """How the network runs; none of these change what the tracker computes beyond rounding."""
 
     precision: str = param("auto", "compute precision of convolutions and fc layers (autocast); auto = "
                                    "bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), else float32",
                            choices=("auto", "float32", "bfloat16"))
-    threads: int = param(0, "torch CPU threads; 0 leaves torch's default", low=0, high=256)
+    threads: int = param(1, "torch CPU threads; 0 leaves torch's default (one per core). One thread keeps "
+                            "the tracker fast beside other busy processes: OpenMP threads that wait for "
+                            "each other collapse when another process takes a core", low=0, high=256)
     channels_last: bool = param(True, "run the conv layers in channels-last memory layout (faster on CPU)")
 
 
@@ -122,4 +195,7 @@ class TrackerConfig:
     update: UpdateConfig = nested(UpdateConfig)
     optim: OnlineOptimConfig = nested(OnlineOptimConfig)
     bbreg: BoxRegressionConfig = nested(BoxRegressionConfig)
+    failure: FailureConfig = nested(FailureConfig)
+    redetect: RedetectConfig = nested(RedetectConfig)
+    budget: BudgetConfig = nested(BudgetConfig)
     runtime: RuntimeConfig = nested(RuntimeConfig)

@@ -8,6 +8,8 @@ RT-MDNet, so its learning rates carry over unchanged.
 
 Only fc4, fc5 and the fresh fc6 receive gradients: the features are cached after fusion, so
 conv layers and attention never run during an update (that is what keeps updates cheap).
+A :class:`TrainingRun` is one such training job, steppable one iteration at a time so that the
+tracker's learning budget (learner.py) can spread it over frames without changing its steps.
 """
 
 from __future__ import annotations
@@ -56,31 +58,30 @@ class OnlineClassifier:
 
     def train(self, optimizer: torch.optim.Optimizer, pos: torch.Tensor, neg: torch.Tensor,
               iterations: int, rng: np.random.Generator) -> float:
-        """``iterations`` SGD steps; returns the last mini-batch loss (nan when none ran)."""
+        """``iterations`` SGD steps at once; returns the last mini-batch loss (nan when none ran)."""
+        run = TrainingRun(self, optimizer, pos, neg, iterations, rng)
+        while run.remaining:
+            run.step()
+        return run.last_loss
+
+    def sgd_step(self, optimizer: torch.optim.Optimizer, batch_pos: torch.Tensor,
+                 neg_candidates: torch.Tensor) -> float:
+        """One SGD step on ``batch_pos`` and the hardest of ``neg_candidates``; returns its loss."""
         cfg = self.config
-        if iterations <= 0 or len(pos) == 0 or len(neg) == 0:
-            return float("nan")
-        n_cand = max(cfg.neg_candidates, cfg.batch_neg)
-        pos_idx = _index_stream(len(pos), cfg.batch_pos, iterations, rng, pos.device)
-        neg_idx = _index_stream(len(neg), n_cand, iterations, rng, neg.device)
-        loss_value = float("nan")
-        for step in range(iterations):
-            batch_pos = pos.index_select(0, pos_idx[step])
-            batch_neg = self._hard_negatives(neg.index_select(0, neg_idx[step]))
-            self.model.train()
-            with self.autocast():
-                logits = self.model.classify(torch.cat((batch_pos, batch_neg)), self.head).float()
-            labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
-            labels[: len(batch_pos)] = 1
-            loss = F.cross_entropy(logits, labels, reduction="sum")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self._fc_params + list(self.head.parameters()), cfg.grad_clip)
-            optimizer.step()
-            loss_value = float(loss.detach())
-        self.model.eval()
-        return loss_value
+        batch_neg = self._hard_negatives(neg_candidates)
+        self.model.train()
+        with self.autocast():
+            logits = self.model.classify(torch.cat((batch_pos, batch_neg)), self.head).float()
+        labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+        labels[: len(batch_pos)] = 1
+        loss = F.cross_entropy(logits, labels, reduction="sum")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self._fc_params + list(self.head.parameters()), cfg.grad_clip)
+        optimizer.step()
+        self.model.eval()   # scoring between steps (the next frame) runs without dropout
+        return float(loss.detach())
 
     def _hard_negatives(self, candidates: torch.Tensor) -> torch.Tensor:
         """The ``batch_neg`` candidates with the highest positive logit (all when fewer)."""
@@ -89,6 +90,43 @@ class OnlineClassifier:
             return candidates
         positive_logit = self.logits(candidates)[:, 1]
         return candidates.index_select(0, positive_logit.topk(keep).indices)
+
+
+class TrainingRun:
+    """One training job (first-frame fine-tuning or an update) that can run a few steps at a time.
+
+    Every random draw of the job (which positives and negative candidates each step takes) is
+    made when the job is created, so running it in pieces spread over frames (the learning
+    budget) performs exactly the steps a blocking run would, in the same order.
+    """
+
+    def __init__(self, classifier: OnlineClassifier, optimizer: torch.optim.Optimizer, pos: torch.Tensor,
+                 neg: torch.Tensor, iterations: int, rng: np.random.Generator,
+                 neg_candidates: int | None = None):
+        cfg = classifier.config
+        self.classifier, self.optimizer = classifier, optimizer
+        self.pos, self.neg = pos, neg
+        self.last_loss = float("nan")
+        self.done = 0
+        self.iterations = iterations if iterations > 0 and len(pos) and len(neg) else 0
+        if not self.iterations:
+            return
+        n_cand = max(neg_candidates or cfg.neg_candidates, cfg.batch_neg)
+        self._pos_idx = _index_stream(len(pos), cfg.batch_pos, iterations, rng, pos.device)
+        self._neg_idx = _index_stream(len(neg), n_cand, iterations, rng, neg.device)
+
+    @property
+    def remaining(self) -> int:
+        return self.iterations - self.done
+
+    def step(self) -> float:
+        """The next SGD step of the job."""
+        index = self.done
+        batch_pos = self.pos.index_select(0, self._pos_idx[index])
+        self.last_loss = self.classifier.sgd_step(self.optimizer, batch_pos,
+                                                  self.neg.index_select(0, self._neg_idx[index]))
+        self.done += 1
+        return self.last_loss
 
 
 def _index_stream(n: int, per_step: int, steps: int, rng: np.random.Generator,

@@ -39,6 +39,7 @@ class SequenceRun:
     failures: int
     fps: float                  # all frames over all time, initialisation included (RT-MDNet's figure)
     track_fps: float            # frames after the first over their time
+    lost: tuple[int, ...] = ()  # frames the tracker reported as failures (LOST)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -69,7 +70,8 @@ def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable 
     n = len(sequence.rgb_frames)
     boxes = np.zeros((n, 4))
     boxes[0] = sequence.init_box
-    failures, init_seconds, track_seconds = 0, 0.0, 0.0
+    lost: list[int] = []
+    init_seconds, track_seconds = 0.0, 0.0
     bar = tqdm(range(n), desc=sequence.name, unit="frame", leave=False, disable=not progress or None)
     for index in bar:
         rgb = read_frame(sequence.rgb_frames[index], thermal=False)
@@ -83,13 +85,14 @@ def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable 
             result = tracker.track(rgb, thermal)
             track_seconds += time.perf_counter() - start
             boxes[index] = result.box
-            failures += not result.success
+            if not result.success:
+                lost.append(index)
         if on_frame is not None:
             on_frame(index, rgb, thermal, result)
     total = init_seconds + track_seconds
     run = SequenceRun(name=sequence.name, frames=n, init_seconds=init_seconds, track_seconds=track_seconds,
-                      failures=failures, fps=n / total if total > 0 else 0.0,
-                      track_fps=(n - 1) / track_seconds if track_seconds > 0 else 0.0)
+                      failures=len(lost), fps=n / total if total > 0 else 0.0,
+                      track_fps=(n - 1) / track_seconds if track_seconds > 0 else 0.0, lost=tuple(lost))
     return boxes, run
 
 

@@ -5,11 +5,14 @@ Examples::
     m5l-track --dataset gtot --dataset-root data/GTOT --checkpoint runs/m5l/final.pt --out results/M5L
     m5l-track --dataset rgbt234 --dataset-root data/RGBT234 --checkpoint m.pt --out results/M5L --shard 2/4
     m5l-track --dataset gtot --dataset-root synth/ --out results/synth --save-video videos/
+    m5l-track --dataset rgbt234 --dataset-root data/RGBT234 --tracker csrt --out results/CSRT
 
 A rerun with the same ``--out`` resumes: sequences with a result file are skipped. Shards
 (``--shard i/N``) split the sorted sequence list; their ``--out`` folders merge by copying.
 Tracker settings come from ``--config`` (the ``tracker`` section of a YAML file, or the whole
-file) and ``--set search.n_candidates=128``-style overrides. Exit status 2 on bad input.
+file) and ``--set search.n_candidates=128``-style overrides. ``--tracker csrt|kcf`` runs
+OpenCV's classic tracker on the RGB frames instead, through the same runner and result files,
+so ``m5l-eval`` compares it with M5L as it is. Exit status 2 on bad input.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+import cv2
 import yaml
 
 from m5l_core.config import ConfigError, apply_overrides, from_dict, to_dict
@@ -27,6 +31,7 @@ from m5l_core.evaluation import ResultsError
 from m5l_core.models import CheckpointError
 from m5l_core.preprocess import FrameError
 from m5l_core.tracking.api import TrackerError
+from m5l_core.tracking.classic import CLASSIC_TRACKERS, OpenCVTracker
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.loading import default_model_path, load_tracker
 from m5l_core.tracking.runner import parse_shard, run_sequences, shard_names
@@ -40,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="benchmark layout and protocol")
     parser.add_argument("--dataset-root", required=True, type=Path, help="dataset directory with the images")
     parser.add_argument("--split", choices=SPLITS, default=None, help="LasHeR split (default: test)")
+    parser.add_argument("--tracker", choices=("m5l", *CLASSIC_TRACKERS), default="m5l",
+                        help="m5l (default) or OpenCV's csrt / kcf on the RGB frames, for comparison")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="m5l-train checkpoint (default: the bundled default model)")
     parser.add_argument("--out", required=True, type=Path, help="results directory (<sequence>.txt files)")
@@ -78,24 +85,38 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def m5l_factory(args: argparse.Namespace, config: TrackerConfig):
+    """The M5L tracker's maker and what its result folder records about it."""
+    checkpoint = args.checkpoint if args.checkpoint is not None else default_model_path()
+    if not checkpoint.is_file():
+        raise CheckpointError(f"{checkpoint}: checkpoint file not found")
+    info = {"tracker": "m5l", "checkpoint": str(checkpoint), "checkpoint_sha256": file_digest(checkpoint),
+            "device": args.device, "seed": args.seed, "tracker_config": to_dict(config)}
+    return (lambda: load_tracker(checkpoint, config, args.device, args.seed)), info
+
+
+def classic_factory(args: argparse.Namespace):
+    """OpenCV's tracker: no checkpoint, device or seed (it is deterministic on the CPU)."""
+    if args.checkpoint is not None:
+        raise ConfigError(f"--checkpoint applies to --tracker m5l, not {args.tracker}")
+    OpenCVTracker(args.tracker)   # fails now, with the install hint, if OpenCV lacks it
+    info = {"tracker": args.tracker, "opencv": cv2.__version__, "modality": "rgb"}
+    return (lambda: OpenCVTracker(args.tracker)), info
+
+
 def run(args: argparse.Namespace) -> int:
     config = tracker_config(args.config, args.overrides)
     shard = parse_shard(args.shard) if args.shard else None
     if not args.dataset_root.is_dir():
         raise DatasetError(f"{args.dataset_root}: dataset root not found")
-    checkpoint = args.checkpoint if args.checkpoint is not None else default_model_path()
-    if not checkpoint.is_file():
-        raise CheckpointError(f"{checkpoint}: checkpoint file not found")
+    if args.tracker == "m5l":
+        make_tracker, info = m5l_factory(args, config)
+    else:
+        make_tracker, info = classic_factory(args)
     names = args.sequences or benchmark_sequence_names(args.dataset, args.dataset_root, args.split)
     selected = shard_names(names, shard)
     sequences = load_benchmark(args.dataset, args.dataset_root, args.split, names=selected,
                                require_images=True, progress=not args.quiet)
-    info = {"checkpoint": str(checkpoint), "checkpoint_sha256": file_digest(checkpoint),
-            "device": args.device, "seed": args.seed, "tracker_config": to_dict(config)}
-
-    def make_tracker():
-        return load_tracker(checkpoint, config, args.device, args.seed)
-
     runs = run_sequences(make_tracker, sequences, args.out, video_dir=args.save_video,
                          preprocess=config.preprocess, run_info=info, progress=not args.quiet)
     if runs:

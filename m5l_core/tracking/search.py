@@ -7,12 +7,13 @@ same region, so one set of RoIs serves both streams. Samples for online updates 
 from this same crop; only those whose context box lies inside it are kept, so an update never
 needs a second pass through the conv layers.
 
-A conv3 cell exists only where its whole 75-pixel receptive field lies inside the crop, and
-RoIs pool the cells whose receptive-field centres fall inside them
-(:func:`m5l_core.models.roi_align.align_rois_to_receptive_field`). The crop is therefore the
-hull plus a margin of half a receptive field (``FEATURE_OFFSET`` crop pixels) on every side:
-without it a box near the hull's edge pools zeros instead of features, which biases the
-classifier against large or off-centre boxes (a tracker that shrinks onto part of the target).
+RoIs pool the feature cells whose receptive-field centres fall inside them
+(:func:`m5l_core.models.roi_align.align_rois_to_receptive_field`). For VGG-M (no padding) a
+conv3 cell exists only where its whole 75-pixel receptive field lies inside the crop, so the
+crop is the hull plus a margin of half a receptive field on every side; padded backbones need
+only a couple of cells (``BackboneGeometry.crop_margin``). Without the margin a box near the
+hull's edge pools zeros instead of features, which biases the classifier against large or
+off-centre boxes (a tracker that shrinks onto part of the target).
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 import torch
 
 from m5l_core.crops import boxes_to_rois, crop_region
-from m5l_core.models.roi_align import FEATURE_OFFSET, RECEPTIVE_FIELD, align_rois_to_receptive_field
+from m5l_core.models.backbones import BackboneGeometry
+from m5l_core.models.roi_align import align_rois_to_receptive_field
 
-# A crop smaller than one receptive field has no conv3 cell at all.
-MIN_CROP_SIDE = RECEPTIVE_FIELD + 16
+MIN_CROP_EXTRA = 16   # crop pixels beyond the backbone's smallest input (a map of a few cells at least)
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,13 @@ class SearchRegion:
     box: np.ndarray                 # (4,) region x, y, w, h in frame pixels
     out_size: tuple[int, int]       # crop (width, height) in pixels
     context: float                  # RoI context factor (RT-MDNet padding)
+    feature_offset: float           # the backbone's receptive-field offset, crop pixels
     margin: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (mx, my) in frame pixels
 
     def rois(self, boxes: np.ndarray, device: torch.device) -> torch.Tensor:
         """``(N, 5)`` RoIs for ``M5LNet.pool`` (context grown, receptive-field aligned)."""
         rois = torch.from_numpy(boxes_to_rois(boxes, self.box, self.out_size, 0, context=self.context))
-        return align_rois_to_receptive_field(rois.to(device))
+        return align_rois_to_receptive_field(rois.to(device), self.feature_offset)
 
     def contains(self, boxes: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
         """Mask of boxes whose context box lies where the crop has conv cells (up to ``tolerance``
@@ -61,17 +63,19 @@ def context_boxes(boxes: np.ndarray, context: float) -> np.ndarray:
 
 
 def region_around(boxes: np.ndarray, target_wh: np.ndarray, context: float, target_size: int,
-                  max_side: int) -> SearchRegion:
-    """The hull of ``boxes`` grown by ``context`` plus the receptive-field margin, at ``target_size``
+                  max_side: int, geometry: BackboneGeometry) -> SearchRegion:
+    """The hull of ``boxes`` grown by ``context`` plus the backbone's crop margin, at ``target_size``
     crop pixels per target side (fewer when the crop would exceed ``max_side``)."""
     grown = context_boxes(boxes, context)
     low = grown[:, :2].min(axis=0)
     high = (grown[:, :2] + grown[:, 2:]).max(axis=0)
     scale = target_size / np.maximum(np.asarray(target_wh, dtype=np.float64), 1e-6)
-    margin = FEATURE_OFFSET / scale                       # image pixels
+    margin = geometry.crop_margin / scale                 # image pixels
     box = np.concatenate([low - margin, high - low + 2 * margin])
-    out = np.clip(np.round(box[2:] * scale), MIN_CROP_SIDE, max(max_side, MIN_CROP_SIDE)).astype(int)
-    return SearchRegion(box=box, out_size=(int(out[0]), int(out[1])), context=context, margin=margin)
+    min_side = geometry.min_input + MIN_CROP_EXTRA
+    out = np.clip(np.round(box[2:] * scale), min_side, max(max_side, min_side)).astype(int)
+    return SearchRegion(box=box, out_size=(int(out[0]), int(out[1])), context=context, margin=margin,
+                        feature_offset=geometry.offset)
 
 
 def crop_pair(rgb: np.ndarray, thermal: np.ndarray, region: SearchRegion) -> tuple[np.ndarray, np.ndarray]:

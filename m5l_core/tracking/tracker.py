@@ -4,17 +4,25 @@ Per frame (one pass through the conv layers, everything else batched)::
 
     prepare_pair -> 256 Gaussian candidates around the last box -> ONE crop of their hull, both
     modalities -> model.features once -> model.pool for all candidates -> model.fuse ->
-    fc4/fc5/fc6 in one batch -> mean of the top-5 -> success if its score is above the threshold
-    -> box regression (on success) -> collect update samples from the same maps (on success)
-    -> short-term update (on failure) or long-term update (every 10 frames)
+    fc4/fc5/fc6 in one batch -> mean of the top-5 -> failure test (failure.py) -> box regression
+    (on success) -> collect update samples from the same maps (on success) -> queue a short-term
+    update (on failure) or a long-term one (every 10 frames) -> a few learning steps (learner.py)
 
-Updates train fc4-fc6 on fused features cached in bounded memories, never the conv layers.
-After a failure the next frame's candidates spread wider (``search.trans_expanded``).
+Updates train fc4-fc6 on fused features cached in bounded memories, never the conv layers, and
+run within a per-frame budget of steps (``budget``), after the frame's result. The first frame
+starts with a quick fit on a subset of the samples (``init.quick_*``); the rest of the
+fine-tuning is the first job of that budget. After a failure the next frame's candidates spread
+wider (``search.trans_expanded``), and with image stamps they also spread with the time since
+the last tracked frame (motion.py); a widened crop never exceeds ``search.max_area_ratio`` times
+an ordinary one. After ``redetect.after_lost`` failures, one tile of a whole-image grid is
+scored per frame as well (redetect.py).
 The tracker is deterministic for its seed: numpy draws come from its own Generator, torch
 draws (fc6 init, dropout) from a private stream, both reset by ``initialize``.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -22,10 +30,14 @@ import torch
 from m5l_core.preprocess import prepare_pair, to_network_input
 from m5l_core.sampling import SampleGenerator
 from m5l_core.tracking.api import TrackerError, TrackResult
-from m5l_core.tracking.bbreg import BoxRegressor
 from m5l_core.tracking.config import TrackerConfig
+from m5l_core.tracking.failure import ScoreReference
+from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
+from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.memory import FrameMemory
-from m5l_core.tracking.online import OnlineClassifier
+from m5l_core.tracking.motion import MotionModel
+from m5l_core.tracking.online import OnlineClassifier, TrainingRun
+from m5l_core.tracking.redetect import TileSweep
 from m5l_core.tracking.runtime import (
     PrivateTorchRng,
     StageTimer,
@@ -35,7 +47,6 @@ from m5l_core.tracking.runtime import (
 )
 from m5l_core.tracking.search import SearchRegion, crop_pair, region_around
 
-SAMPLE_ASPECT = 1.1   # aspect jitter of uniform sample generators (RT-MDNet)
 RTMDNET_TARGET_SIZE = 107  # target side in crop pixels when neither config nor checkpoint gives one
 POOL_CHUNK = 2048     # RoIs pooled per call on the first frame (bounds peak memory)
 
@@ -63,6 +74,9 @@ class M5LTracker:
         self._box: np.ndarray | None = None
         self._trans = self.config.search.trans
         self._target_size = self.config.search.target_size or RTMDNET_TARGET_SIZE
+        self.learner = Learner(self.config.budget)
+        self.motion = MotionModel(self.config.search)
+        self.reference = ScoreReference(self.config.failure, self.config.search.success_threshold)
         self.last_region: SearchRegion | None = None   # the crop of the last frame (for reports)
         self.counters: dict[str, int] = {}
 
@@ -78,50 +92,90 @@ class M5LTracker:
 
     @property
     def search_spread(self) -> float:
-        """Candidate spread for the next frame: ``search.trans``, or ``trans_expanded`` after a failure."""
+        """Candidate spread for the next frame: ``search.trans``, or ``trans_expanded`` after a failure
+        (before any growth with the gap between stamps)."""
         return self._trans
 
-    def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box) -> None:
+    def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box, stamp: float | None = None) -> None:
+        """Start on ``box``; ``stamp`` (seconds, optional) is the frame's time, for time-aware search."""
         rgb, thermal = prepare_pair(rgb, thermal, self.config.preprocess)
         box = _check_box(box, rgb.shape)
         self.model.load_state_dict(self._initial_state)
         self._rng = np.random.default_rng(self.seed)
         self._torch_rng = PrivateTorchRng(self.seed, self.device)
         self._image_size = (rgb.shape[1], rgb.shape[0])
-        self._box, self._trans, self._frame = box, self.config.search.trans, 0
-        self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0}
+        self._box, self._trans, self._frame, self._lost = box, self.config.search.trans, 0, 0
+        self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0,
+                         "redetections": 0, "learning_steps": 0}
+        self.learner.clear()
+        self.motion.reset(box, stamp)
+        self.sweep = TileSweep(self.config.redetect, self._image_size)
         try:
             with self._torch_rng.active():
                 self.classifier = OnlineClassifier(self.model, self.model.new_head(), self.config.optim,
                                                    self._autocast)
-                self._fit_first_frame(rgb, thermal, box)
+                FirstFrameFit(self).run(rgb, thermal, box)
                 self._update_optimizer = self.classifier.optimizer(self.config.update.lr)
         except BaseException:
             self._box = None   # a failed initialisation leaves the tracker uninitialised
             raise
 
-    def track(self, rgb: np.ndarray, thermal: np.ndarray) -> TrackResult:
+    def track(self, rgb: np.ndarray, thermal: np.ndarray, stamp: float | None = None) -> TrackResult:
+        """The target in this frame; ``stamp`` (seconds, optional) lets dropped frames widen the search."""
         if self._box is None:
             raise TrackerError("track() called before initialize()")
+        started = time.perf_counter()
         timer = StageTimer(self.device)
         with timer.stage("preprocess"):
             rgb, thermal = prepare_pair(rgb, thermal, self.config.preprocess)
             if (rgb.shape[1], rgb.shape[0]) != self._image_size:
                 raise TrackerError(f"frame size {rgb.shape[1]}x{rgb.shape[0]} differs from the first frame's "
                                    f"{self._image_size[0]}x{self._image_size[1]}")
-            search = self.config.search
-            candidates = self._generator("gaussian", self._trans, search.scale, clip=True).draw(
-                self._box, search.n_candidates, self._rng)
-            region = self.last_region = self._region(candidates)
+            self.motion.advance(stamp)
+            centre_box = self.motion.predict(self._box)
+            spread = self._spread()
+            candidates = self._generator("gaussian", spread, self.config.search.scale, clip=True).draw(
+                centre_box, self.config.search.n_candidates, self._rng)
+            region = self.last_region = self._capped_region(candidates, spread)
             images = self._network_input(*crop_pair(rgb, thermal, region))
         with self._torch_rng.active():
             result = self._locate(images, region, candidates, timer)
+            if self._redetecting():
+                with timer.stage("redetect"):
+                    result = self._redetect(rgb, thermal, result)
+            self._after_frame(result)
+            with timer.stage("update"):
+                # the first box after initialize goes out at once; learning resumes on the next frame
+                if self._frame > 1:
+                    self.counters["learning_steps"] += self.learner.run_frame(started)
         self._box = result.pop("search_box")
         return TrackResult(box=result["box"], score=result["score"], success=result["success"],
                            rgb_weight=result["weights"][0], thermal_weight=result["weights"][1],
                            timings={**timer.seconds, "total": sum(timer.seconds.values())})
 
+    def warm_up(self) -> None:
+        """One throw-away initialisation and frame on a synthetic image, so that the first real box
+        does not wait for the math libraries' one-time set-up (about a second on a CPU). The next
+        ``initialize`` starts from the loaded weights and the seed as always."""
+        rng = np.random.default_rng(0)
+        frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+        self.initialize(frame, frame[..., 0], (140.0, 100.0, 40.0, 40.0))
+        self.track(frame, frame[..., 0])
+        self.learner.clear()
+        self._box = None
+
+    def finish_learning(self) -> int:
+        """Run every pending learning step now (e.g. while the robot stands still); returns how many."""
+        with self._torch_rng.active():
+            return self.learner.run_all()
+
     # -- one frame ------------------------------------------------------------------------------
+    def _spread(self) -> float:
+        """This frame's candidate spread: widened after a failure (not while the grid search runs,
+        which covers the image), grown with the gap since the last tracked frame."""
+        base = self.config.search.trans if self._redetecting() else self._trans
+        return self.motion.spread(base)
+
     def _locate(self, images, region: SearchRegion, candidates: np.ndarray, timer: StageTimer) -> dict:
         cfg = self.config
         self._frame += 1
@@ -134,10 +188,10 @@ class M5LTracker:
             score = float(scores[top].mean())
             top_np = top.cpu().numpy()
             search_box = candidates[top_np].mean(axis=0)
-        success = score > cfg.search.success_threshold
-        self.counters["frames"] += 1
-        self.counters["failures"] += not success
-        self._trans = cfg.search.trans if success else cfg.search.trans_expanded
+        # LOST (widened search, re-detection) needs the calibrated test; what is learnt from the frame
+        # keeps RT-MDNet's rule: samples only above the threshold, a short-term update below it.
+        success = not self.reference.is_failure(score)
+        confident = success and score > cfg.search.success_threshold
         box = search_box
         with timer.stage("bbreg"):
             if success and cfg.bbreg.enabled:
@@ -145,20 +199,36 @@ class M5LTracker:
                 if cfg.search.search_from_regressed:
                     search_box = box
         with timer.stage("collect"):
-            if success:
+            if confident:
                 self._collect(feats, region, search_box)
-        with timer.stage("update"):
-            self._update(success)
         modality = weights[top].float().mean(dim=0).cpu().numpy()
         return {"box": np.asarray(box, dtype=np.float64), "search_box": search_box, "score": score,
-                "success": bool(success), "weights": (float(modality[0]), float(modality[1]))}
+                "success": bool(success), "confident": confident,
+                "weights": (float(modality[0]), float(modality[1]))}
 
-    def _update(self, success: bool) -> None:
-        """Short-term update on failure, long-term update every ``long_term_interval`` frames."""
+    def _after_frame(self, result: dict) -> None:
+        """Book-keeping of the frame's outcome, and the update it calls for (queued, not run)."""
+        cfg = self.config
+        success = result["success"]
+        self.counters["frames"] += 1
+        self.counters["failures"] += not success
+        self._trans = cfg.search.trans if success else cfg.search.trans_expanded
+        if success:
+            self.reference.record(result["score"])
+            self.motion.good_frame(result["search_box"])
+            self._lost = 0
+            self.sweep.stop()
+        else:
+            self._lost += 1
+        self._queue_update(result.pop("confident", success))
+
+    def _queue_update(self, confident: bool) -> None:
+        """Short-term update when the score is not above the threshold, long-term update every
+        ``long_term_interval`` frames (RT-MDNet)."""
         upd = self.config.update
         if not self._pos_memory or not self._neg_memory:
             return
-        if not success:
+        if not confident:
             pos = self._pos_memory.latest(upd.short_term_frames)
             self.counters["short_term_updates"] += 1
         elif self._frame % upd.long_term_interval == 0:
@@ -166,8 +236,9 @@ class M5LTracker:
             self.counters["long_term_updates"] += 1
         else:
             return
-        neg = self._neg_memory.latest()
-        self.classifier.train(self._update_optimizer, pos, neg, upd.iterations, self._rng)
+        run = TrainingRun(self.classifier, self._update_optimizer, pos, self._neg_memory.latest(),
+                          upd.iterations, self._rng)
+        self.learner.submit("update", _steps(run))
 
     def _collect(self, feats, region: SearchRegion, box: np.ndarray) -> None:
         """Pool this frame's update samples from the maps already computed (no second conv pass)."""
@@ -185,42 +256,56 @@ class M5LTracker:
         self._pos_memory.add(fused[: len(pos)].to(self._store_dtype))
         self._neg_memory.add(fused[len(pos):].to(self._store_dtype))
 
-    # -- first frame ----------------------------------------------------------------------------
-    def _fit_first_frame(self, rgb: np.ndarray, thermal: np.ndarray, box: np.ndarray) -> None:
-        cfg = self.config
-        init, bb = cfg.init, cfg.bbreg
-        pos = self._generator("gaussian", init.pos_trans, init.pos_scale).sample(
-            box, init.n_pos, self._rng, (init.pos_iou_min, 1.0))
-        pos = pos if len(pos) else box[None]
-        neg = self._generator("uniform", init.neg_trans, init.neg_scale, aspect=SAMPLE_ASPECT).sample(
-            box, init.n_neg, self._rng, (0.0, init.neg_iou_max))
-        reg = self._generator("uniform", bb.trans, bb.scale, aspect=SAMPLE_ASPECT).sample(
-            box, bb.n_samples if bb.enabled else 0, self._rng, (bb.iou_min, 1.0))
-        boxes = np.concatenate([pos, neg, reg, box[None]])
-        region = self._region(boxes)
+    # -- re-detection ---------------------------------------------------------------------------
+    def _redetecting(self) -> bool:
+        rd = self.config.redetect
+        return rd.enabled and self._lost >= rd.after_lost
+
+    def _redetect(self, rgb: np.ndarray, thermal: np.ndarray, result: dict) -> dict:
+        """Score the next tile of the whole-image grid; take its best box if it looks like the target."""
+        if not self.sweep.active:
+            self.sweep.start(self._box[2:])
+        tile = self.sweep.next_tile()
+        region = self._region(tile)
         feats = self._features(*self._network_input(*crop_pair(rgb, thermal, region)))
-        fused = self._pool_chunked(feats, region, boxes[:-1])
-        pos_f, neg_f, reg_f = torch.split(fused, [len(pos), len(neg), len(reg)])
-        if len(neg_f) == 0:
-            raise TrackerError(f"no negative samples could be drawn around {box.tolist()}")
-        optimizer = self.classifier.optimizer(init.lr)
-        self.classifier.train(optimizer, pos_f, neg_f, init.iterations, self._rng)
-        self._regressor = BoxRegressor(bb.alpha)
-        if len(reg_f):
-            self._regressor.fit(reg_f, reg, box)
-        self._pos_memory = FrameMemory(cfg.update.long_term_frames)
-        self._neg_memory = FrameMemory(cfg.update.short_term_frames)
-        self._pos_memory.add(_subset(pos_f, cfg.update.n_pos, self._rng).to(self._store_dtype))
-        self._neg_memory.add(_subset(neg_f, cfg.update.n_neg, self._rng).to(self._store_dtype))
+        fused, weights = self._pool(feats, region, tile)
+        scores = self.classifier.scores(fused)
+        best = int(scores.argmax())
+        score = float(scores[best])
+        if self.reference.is_failure(score) or score <= result["score"]:
+            return result
+        self.counters["redetections"] += 1
+        modality = weights[best].float().cpu().numpy()
+        return {"box": tile[best].copy(), "search_box": tile[best].copy(), "score": score, "success": True,
+                "confident": score > self.config.search.success_threshold,
+                "weights": (float(modality[0]), float(modality[1]))}
 
     # -- network plumbing -----------------------------------------------------------------------
     def _generator(self, kind: str, trans: float, scale: float, aspect: float | None = None,
                    clip: bool = False) -> SampleGenerator:
         return SampleGenerator(kind, self._image_size, trans, scale, aspect=aspect, clip_to_image=clip)
 
-    def _region(self, boxes: np.ndarray) -> SearchRegion:
+    def _region(self, boxes: np.ndarray, target_size: float | None = None) -> SearchRegion:
         search = self.config.search
-        return region_around(boxes, self._box[2:], search.padding, self._target_size, search.max_crop_side)
+        return region_around(boxes, self._box[2:], search.padding, target_size or self._target_size,
+                             search.max_crop_side, self.model.geometry)
+
+    def _capped_region(self, candidates: np.ndarray, spread: float) -> SearchRegion:
+        """The crop of ``candidates``, at a coarser scale when a widened spread would make it larger
+        than ``max_area_ratio`` ordinary crops (so a widened frame costs about an ordinary one)."""
+        region = self._region(candidates)
+        search = self.config.search
+        if spread <= search.trans:
+            return region
+        ordinary = self._region(_hull_corners(self._box, search.trans, search.scale))
+        limit = search.max_area_ratio * _area(ordinary)
+        size = float(self._target_size)
+        for _ in range(3):   # the margin does not shrink with the scale: converge in a few rounds
+            if _area(region) <= limit:
+                break
+            size *= float(np.sqrt(limit / _area(region)))
+            region = self._region(candidates, size)
+        return region
 
     def _network_input(self, rgb_crop: np.ndarray, thermal_crop: np.ndarray):
         return tuple(to_network_input(c, self.device).contiguous(memory_format=self._memory_format)
@@ -241,6 +326,34 @@ class M5LTracker:
         starts = range(0, len(boxes), POOL_CHUNK)
         parts = [self._pool(feats, region, boxes[i:i + POOL_CHUNK])[0] for i in starts]
         return torch.cat(parts) if parts else torch.zeros((0, 0), device=self.device)
+
+    def _new_memories(self, pos: torch.Tensor, neg: torch.Tensor) -> None:
+        """Sample memories holding the first frame's samples."""
+        upd = self.config.update
+        self._pos_memory = FrameMemory(upd.long_term_frames)
+        self._neg_memory = FrameMemory(upd.short_term_frames)
+        self._pos_memory.add(_subset(pos, upd.n_pos, self._rng).to(self._store_dtype))
+        self._neg_memory.add(_subset(neg, upd.n_neg, self._rng).to(self._store_dtype))
+
+
+def _steps(run: TrainingRun):
+    """A training run as a learner job: one SGD iteration per step."""
+    while run.remaining:
+        run.step()
+        yield
+
+
+def _hull_corners(box: np.ndarray, trans: float, scale: float) -> np.ndarray:
+    """Two boxes spanning the hull of Gaussian candidates with spread ``trans`` (see sampling.py:
+    offsets reach ``trans`` mean sides, sizes ``scale`` times)."""
+    reach = trans * float(np.mean(box[2:]))
+    size = box[2:] * scale
+    centre = box[:2] + box[2:] / 2
+    return np.array([[*(centre - reach - size / 2), *size], [*(centre + reach - size / 2), *size]])
+
+
+def _area(region: SearchRegion) -> float:
+    return float(region.out_size[0] * region.out_size[1])
 
 
 def _check_box(box, image_shape) -> np.ndarray:

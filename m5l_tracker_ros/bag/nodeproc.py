@@ -3,8 +3,8 @@
 The node runs from the repository's colcon build (``install/``, see
 :mod:`m5l_tracker_ros.workspace`) with the venv's Python, or with ``ros2 run`` where the package
 is installed in a sourced workspace instead; always with the Fast DDS profile for large images.
-Its log goes to a file that is quoted when it dies. SIGINT stops it (rclpy's clean
-shutdown; SIGTERM would skip it), then SIGKILL if it does not exit.
+Its log goes to a file that is quoted when it dies. SIGINT stops it (the node exits 0 within
+a second on SIGINT or SIGTERM, see ``m5l_tracker_ros.process``), then SIGKILL if it does not exit.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ stamps afterwards, so outputs line up with the bag's frames and ground truth.
 
 * lockstep: pair ``i`` is published, then the output stamped like its RGB image is awaited
   before pair ``i + 1`` goes out. The node never has two pairs pending, drops nothing and its
-  tracker sees exactly the offline runner's frame sequence.
+  tracker sees exactly the offline runner's frame sequence. Stamps keep the bag's spacing
+  (started + bag offset), so the tracker's time-aware search sees the recorded frame gaps, not
+  how long each output took; latency is then measured from the moment a pair was sent.
 * realtime: every image of both streams goes out at its recorded time (scaled by ``rate``);
   the node pairs them and tracks the newest pair, as on a robot.
 """
@@ -45,34 +47,43 @@ class ReplayRun:
         return len(self.outputs) / span if self.outputs and span > 0 else None
 
 
-def _back_to_bag_time(output: Output, original: int) -> Output:
-    return replace(output, stamp=original, received=original + (output.received - output.stamp),
+def _back_to_bag_time(output: Output, original: int, sent: int) -> Output:
+    return replace(output, stamp=original, received=original + (output.received - sent),
                    raw=with_stamp(output.raw, original))
 
 
-def _map_outputs(outputs: list[Output], rebased: dict[int, int]) -> list[Output]:
-    """Outputs for published RGB stamps, mapped back; anything else (a stale output) is ignored."""
-    return [_back_to_bag_time(o, rebased[o.stamp]) for o in outputs if o.stamp in rebased]
+def _map_outputs(outputs: list[Output], rebased: dict[int, int],
+                 sent: dict[int, int] | None = None) -> list[Output]:
+    """Outputs for published RGB stamps, mapped back; anything else (a stale output) is ignored.
+
+    ``sent``: when each stamp was published, where that is not the stamp itself (lockstep).
+    """
+    sent = sent or {}
+    return [_back_to_bag_time(o, rebased[o.stamp], sent.get(o.stamp, o.stamp)) for o in outputs
+            if o.stamp in rebased]
 
 
 def run_lockstep(client: ReplayClient, streams: ImageStreams, payloads: Payloads,
                  pairs: Pairs, timeout_s: float, progress: bool,
                  alive: Callable[[], None]) -> ReplayRun:
     rebased: dict[int, int] = {}
-    started = last = time.time_ns()
+    sent: dict[int, int] = {}
+    started = time.time_ns()
+    first = streams.rgb[pairs[0][0]].stamp
     for number, (i, j) in enumerate(tqdm(pairs, desc="lockstep", unit="pair", disable=not progress)):
-        now = max(time.time_ns(), last + 1)
-        last = now
         rgb_stamp = streams.rgb[i].stamp
-        rebased[now] = rgb_stamp
-        client.publish(RGB, with_stamp(payloads[RGB][i], now))
-        client.publish(THERMAL, with_stamp(payloads[THERMAL][j], now + streams.thermal[j].stamp - rgb_stamp))
-        if client.wait_for_stamp(now, timeout_s, alive) is None:
+        stamp = started + rgb_stamp - first
+        rebased[stamp] = rgb_stamp
+        sent[stamp] = time.time_ns()
+        client.publish(RGB, with_stamp(payloads[RGB][i], stamp))
+        thermal_stamp = stamp + streams.thermal[j].stamp - rgb_stamp
+        client.publish(THERMAL, with_stamp(payloads[THERMAL][j], thermal_stamp))
+        if client.wait_for_stamp(stamp, timeout_s, alive) is None:
             print(f"warning: no output for pair {number} (RGB frame {i}) after {timeout_s:g} s; going on",
                   file=sys.stderr)
     outputs = client.outputs()
     finished = max((o.received for o in outputs), default=time.time_ns())
-    return ReplayRun(_map_outputs(outputs, rebased), len(pairs), started, finished)
+    return ReplayRun(_map_outputs(outputs, rebased, sent), len(pairs), started, finished)
 
 
 def run_realtime(client: ReplayClient, streams: ImageStreams, payloads: Payloads, pairs: Pairs,

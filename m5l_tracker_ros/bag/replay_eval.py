@@ -34,7 +34,7 @@ from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, publ
 from m5l_tracker_ros.bag.errors import BagError
 from m5l_tracker_ros.bag.node_settings import load_tracker_config, node_parameters
 from m5l_tracker_ros.bag.nodeproc import NodeProcess, with_large_image_profile
-from m5l_tracker_ros.bag.outputs import frame_boxes, write_outputs_bag
+from m5l_tracker_ros.bag.outputs import STATE_NOT_INITIALISED, Output, frame_boxes, write_outputs_bag
 from m5l_tracker_ros.bag.replay import ReplayRun, run_lockstep, run_realtime
 from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, latency_stats, score_boxes
 from m5l_tracker_ros.bag.source import (
@@ -139,11 +139,22 @@ def replay_eval(args) -> tuple[RunReport, np.ndarray, Path]:
                        pairs=len(pairs), outputs=len(matched), dropped=max(0, len(pairs) - len(matched)),
                        outputs_per_s=run.outputs_per_s, latency=latency_stats(o.latency_s for o in matched),
                        node_latency=latency_stats(o.node_latency for o in matched),
-                       mode=args.mode if args.mode == "lockstep" else f"realtime x{args.rate:g}")
+                       mode=args.mode if args.mode == "lockstep" else f"realtime x{args.rate:g}",
+                       first_output_ms=None if args.mode == "lockstep" else first_output_ms(
+                           matched, bag.streams.rgb[pairs[0][0]].stamp, args.rate))
     write_outputs_bag(out / f"{name}_outputs", matched, args.storage, overwrite=True,
                       custom={conv.META_SOURCE_BAG: str(Path(args.bag).resolve()), conv.META_SEQUENCE: name,
                               conv.META_BENCHMARK: benchmark})
     return report, placed.boxes, out
+
+
+def first_output_ms(outputs: list[Output], first_stamp: int, rate: float) -> float | None:
+    """Wall-clock ms from publishing the first frame (it carries the initial box) to the first
+    tracked box (an output for a later frame), in a realtime replay (bag time runs at ``rate``)."""
+    # an output's frame went out (stamp - first) / rate after the first, and came back latency later
+    tracked = [(o.stamp - first_stamp) / rate + (o.received - o.stamp) for o in outputs
+               if o.stamp > first_stamp and o.state != STATE_NOT_INITIALISED]
+    return min(tracked) / 1e6 if tracked else None
 
 
 def build_parser() -> argparse.ArgumentParser:

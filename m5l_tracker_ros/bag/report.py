@@ -39,6 +39,7 @@ class RunReport:
     latency: Latency | None      # image stamp -> output reception
     node_latency: Latency | None  # as the node reports it (pair complete -> publish)
     mode: str = "bag"
+    first_output_ms: float | None = None  # realtime: first frame (with the initial box) -> first tracked box
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -49,6 +50,8 @@ class RunReport:
                f"frames {self.frames}  pairs {self.pairs}  outputs {self.outputs}  dropped {self.dropped}"]
         if self.outputs_per_s is not None:
             out.append(f"outputs/s {self.outputs_per_s:.2f}")
+        if self.first_output_ms is not None:
+            out.append(f"first tracked box {self.first_output_ms:.0f} ms after the first frame")
         for label, latency in (("latency (image stamp -> output)", self.latency),
                                ("node latency (pair -> publish)", self.node_latency)):
             if latency is not None:

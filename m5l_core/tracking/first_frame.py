@@ -1,0 +1,103 @@
+"""First-frame fine-tuning of fc4-fc6 (fresh fc6) and the box regressor, with a quick start.
+
+RT-MDNet pools 500 positives, 5000 negatives and 1000 regression boxes from the first frame and
+runs 50 SGD iterations before the first result: seconds on a CPU, while a live target moves on.
+With the quick start (``init.quick_iterations`` below ``init.iterations``) ``initialize`` pools
+only ``quick_pos`` positives and ``quick_neg`` negatives and runs ``quick_iterations`` iterations
+on them; the first frame's feature maps are kept, and the rest (pooling the other samples in
+batches of ``budget.pool_batch``, fitting the box regressor, the remaining iterations on all
+samples with the same optimizer) becomes the first job of the learning budget. Until the
+regressor is fitted, results are the unregressed top-k mean. Every box is drawn up front, in
+the same order as a blocking fine-tuning draws them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from m5l_core.tracking.api import TrackerError
+from m5l_core.tracking.bbreg import BoxRegressor
+from m5l_core.tracking.online import TrainingRun
+from m5l_core.tracking.search import crop_pair
+
+if TYPE_CHECKING:
+    from m5l_core.tracking.tracker import M5LTracker
+
+SAMPLE_ASPECT = 1.1   # aspect jitter of uniform sample generators (RT-MDNet)
+
+
+class FirstFrameFit:
+    """Runs on ``tracker``'s own state (its classifier, generators, memories, learner)."""
+
+    def __init__(self, tracker: M5LTracker):
+        self.tracker = tracker
+
+    def run(self, rgb: np.ndarray, thermal: np.ndarray, box: np.ndarray) -> None:
+        t, init = self.tracker, self.tracker.config.init
+        pos, neg, reg = self._samples(box)
+        region = t._region(np.concatenate([pos, neg, reg, box[None]]))
+        feats = t._features(*t._network_input(*crop_pair(rgb, thermal, region)))
+        quick = 0 < init.quick_iterations < init.iterations
+        n_pos, n_neg = (min(init.quick_pos, len(pos)), min(init.quick_neg, len(neg))) if quick else (
+            len(pos), len(neg))
+        first = t._pool_chunked(feats, region, np.concatenate([pos[:n_pos], neg[:n_neg]]))
+        pos_f, neg_f = first[:n_pos], first[n_pos:]
+        if len(neg_f) == 0:
+            raise TrackerError(f"no negative samples could be drawn around {box.tolist()}")
+        optimizer = t.classifier.optimizer(init.lr)
+        t._regressor = BoxRegressor(t.config.bbreg.alpha)
+        if not quick:
+            reg_f = t._pool_chunked(feats, region, reg) if len(reg) else reg
+            t.classifier.train(optimizer, pos_f, neg_f, init.iterations, t._rng)
+            self._fit_regressor(reg_f, reg, box)
+        else:
+            _run_all(TrainingRun(t.classifier, optimizer, pos_f, neg_f, init.quick_iterations, t._rng,
+                                 neg_candidates=min(t.config.optim.neg_candidates, len(neg_f))))
+        t._new_memories(pos_f, neg_f)
+        t.reference.reset(t.classifier.scores(pos_f).cpu().numpy())
+        if quick:
+            rest = (pos[n_pos:], neg[n_neg:], reg)
+            t.learner.submit("init", self._rest(feats, region, box, pos_f, neg_f, rest, optimizer))
+
+    def _samples(self, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t, init, bb = self.tracker, self.tracker.config.init, self.tracker.config.bbreg
+        pos = t._generator("gaussian", init.pos_trans, init.pos_scale).sample(
+            box, init.n_pos, t._rng, (init.pos_iou_min, 1.0))
+        pos = pos if len(pos) else box[None]
+        neg = t._generator("uniform", init.neg_trans, init.neg_scale, aspect=SAMPLE_ASPECT).sample(
+            box, init.n_neg, t._rng, (0.0, init.neg_iou_max))
+        reg = t._generator("uniform", bb.trans, bb.scale, aspect=SAMPLE_ASPECT).sample(
+            box, bb.n_samples if bb.enabled else 0, t._rng, (bb.iou_min, 1.0))
+        return pos, neg, reg
+
+    def _rest(self, feats, region, box, pos_f, neg_f, rest, optimizer):
+        """The deferred part of the fine-tuning, as a learner job (one step per ``next``)."""
+        t = self.tracker
+        boxes = np.concatenate(rest)
+        batch = t.config.budget.pool_batch
+        parts = []
+        for start in range(0, len(boxes), batch):
+            parts.append(t._pool(feats, region, boxes[start:start + batch])[0])
+            yield
+        pooled = torch.cat(parts) if parts else pos_f[:0]
+        more_pos, more_neg, reg_f = torch.split(pooled, [len(r) for r in rest])
+        if len(reg_f):
+            self._fit_regressor(reg_f, rest[2], box)
+            yield
+        run = TrainingRun(t.classifier, optimizer, torch.cat([pos_f, more_pos]), torch.cat([neg_f, more_neg]),
+                          t.config.init.iterations - t.config.init.quick_iterations, t._rng)
+        while run.remaining:
+            run.step()
+            yield
+
+    def _fit_regressor(self, reg_f: torch.Tensor, reg: np.ndarray, box: np.ndarray) -> None:
+        if len(reg_f):
+            self.tracker._regressor.fit(reg_f, reg, box)
+
+
+def _run_all(run: TrainingRun) -> None:
+    while run.remaining:
+        run.step()

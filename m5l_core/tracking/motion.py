@@ -1,0 +1,69 @@
+"""Time-aware search: how far the target may have moved since the last tracked frame.
+
+Frames come with image stamps in the node; when pairs were dropped (the tracker was busy), the
+gap since the last tracked frame is several camera frames and the target may be farther from
+the last box than one frame's spread allows. The spread grows with the gap as
+``(gap / gap_free) ** gap_exponent`` (up to ``max_trans``) and, optionally, the search centre
+moves by a share of the velocity seen between the last two good frames times the gap. Without
+stamps (offline sequences) every frame is the next one and nothing changes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from m5l_core.tracking.config import SearchConfig
+
+
+class MotionModel:
+    def __init__(self, config: SearchConfig):
+        self.config = config
+        self.reset(None, None)
+
+    def reset(self, box: np.ndarray | None, stamp: float | None) -> None:
+        self._stamp = stamp                         # stamp of the last tracked frame
+        self._good: tuple[np.ndarray, float] | None = None if stamp is None or box is None else (
+            _centre(box), stamp)                    # centre and stamp of the last good frame
+        self._velocity = np.zeros(2)                # pixels per second
+        self.gap = 0.0                              # seconds between the last two tracked frames
+
+    def advance(self, stamp: float | None) -> float:
+        """Note a new frame; returns the gap in seconds since the last one (0 when unknown)."""
+        gap = 0.0
+        if stamp is not None and self._stamp is not None:
+            gap = max(0.0, float(stamp) - self._stamp)
+        if stamp is not None:
+            self._stamp = float(stamp)
+        self.gap = gap
+        return gap
+
+    def spread(self, base: float) -> float:
+        """Candidate spread (target sides) for this frame, from ``base`` and the gap."""
+        cfg = self.config
+        if cfg.gap_free <= 0 or self.gap <= cfg.gap_free:
+            return base
+        grown = base * (self.gap / cfg.gap_free) ** cfg.gap_exponent
+        return max(base, min(grown, cfg.max_trans))
+
+    def predict(self, box: np.ndarray) -> np.ndarray:
+        """The box to search around: ``box`` moved by the constant-velocity prediction."""
+        weight = self.config.velocity_weight
+        if weight <= 0 or self.gap <= 0:
+            return box
+        moved = np.array(box, dtype=np.float64)
+        moved[:2] += weight * self._velocity * self.gap
+        return moved
+
+    def good_frame(self, box: np.ndarray) -> None:
+        """A successful result at the current stamp: update the velocity estimate."""
+        if self._stamp is None:
+            return
+        centre = _centre(box)
+        if self._good is not None and self._stamp > self._good[1]:
+            self._velocity = (centre - self._good[0]) / (self._stamp - self._good[1])
+        self._good = (centre, self._stamp)
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    box = np.asarray(box, dtype=np.float64)
+    return box[:2] + box[2:] / 2
