@@ -1,6 +1,6 @@
 """Start the M5L tracking node:  ros2 launch m5l_tracker_ros track.launch.py [arg:=value ...]
 
-Arguments (empty = keep the value of the params file):
+Arguments (leave one out to keep the value of the params file; `ros2 launch` refuses `name:=`):
   params_file     parameter YAML (default: the package's config/track.yaml)
   namespace       namespace of the node; relative topics resolve in it
   rgb_topic       RGB sensor_msgs/Image topic          (parameter rgb_topic)
@@ -9,50 +9,80 @@ Arguments (empty = keep the value of the params file):
   device          auto, cpu or cuda                    (parameter device)
   use_sim_time    true to follow /clock (bag replay)
   fastdds_profile Fast DDS profile for large images (default: config/fastdds_large_images.xml);
-                  empty = leave FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE as they are
-  log_level       debug, info, warn, error
+                  keep = leave FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE as they are
+  log_level       debug, info, warn, error: the level of the node's own logger (not rcl's)
+  lifecycle       true (default): the managed node, driven to active (configure, then activate);
+                  false: the plain node, active from the start
 """
 
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
+
+from m5l_tracker_ros import launch_support as support
 
 PACKAGE = "m5l_tracker_ros"
-PASSED_AS_PARAMETERS = ("rgb_topic", "thermal_topic", "checkpoint", "device")
 FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
+ARGUMENT_NAMES = ("params_file", "namespace", *support.PASSED_AS_PARAMETERS, "use_sim_time",
+                  "fastdds_profile", "log_level", "lifecycle")
+
+
+def _profile_actions(profile):
+    if profile is None:
+        return []
+    actions = [SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile)]
+    if os.environ.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS:
+        # Fast DDS 2 only reads the old name (Fast DDS 3 honours it too, with a warning).
+        actions.append(SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile))
+    return actions
+
+
+def _drive_to_active(node):
+    """Configure at start; activate once configuring has reached inactive (not after a deactivate)."""
+    def change(transition_id):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                           transition_id=transition_id))
+
+    return [
+        RegisterEventHandler(OnStateTransition(target_lifecycle_node=node, start_state="configuring",
+                                               goal_state="inactive",
+                                               entities=[change(Transition.TRANSITION_ACTIVATE)])),
+        node,
+        change(Transition.TRANSITION_CONFIGURE),
+    ]
 
 
 def _setup(context):
-    """Build the actions once the arguments are known, so that empty ones can be left out."""
-    actions = []
-    profile = LaunchConfiguration("fastdds_profile").perform(context)
-    if profile:
-        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile))
-        if os.environ.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS:
-            # Fast DDS 2 only reads the old name (Fast DDS 3 honours it too, with a warning).
-            actions.append(SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile))
-    overrides = {}
-    for name in PASSED_AS_PARAMETERS:
-        value = LaunchConfiguration(name).perform(context)
-        if value:
-            overrides[name] = value
-    use_sim_time = LaunchConfiguration("use_sim_time").perform(context).strip().lower()
-    overrides["use_sim_time"] = use_sim_time in ("true", "1", "yes")
-    actions.append(Node(
+    """Build the actions once the arguments are known, so that arguments left out change nothing."""
+    values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENT_NAMES}
+    lifecycle = support.is_true(values["lifecycle"])
+    options = dict(
         package=PACKAGE,
-        executable="track_node",
-        name="m5l_tracker",
-        namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file"), overrides],
-        ros_arguments=["--log-level", LaunchConfiguration("log_level")],
-        output="screen",
-        emulate_tty=True,
-    ))
-    return actions
+        executable=support.EXECUTABLES[lifecycle],
+        name=support.NODE_NAME,
+        namespace=values["namespace"],
+        parameters=[values["params_file"], support.parameter_overrides(values)],
+        ros_arguments=support.log_level_arguments(values["log_level"], values["namespace"]),
+        output="screen",  # no emulate_tty: log files stay free of colour codes
+    )
+    actions = _profile_actions(support.profile_to_set(values["fastdds_profile"]))
+    if lifecycle:
+        return actions + _drive_to_active(LifecycleNode(**options))
+    return actions + [Node(**options)]
 
 
 def generate_launch_description():
@@ -70,7 +100,9 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "fastdds_profile",
             default_value=PathJoinSubstitution([share, "config", "fastdds_large_images.xml"]),
-            description="Fast DDS profile with a large shared-memory segment; empty = keep the environment"),
-        DeclareLaunchArgument("log_level", default_value="info", description="node log level"),
+            description="Fast DDS profile with a large shared-memory segment; keep = keep the environment"),
+        DeclareLaunchArgument("log_level", default_value="info", description="level of the node's logger"),
+        DeclareLaunchArgument("lifecycle", default_value="true",
+                              description="true: managed node driven to active; false: plain node"),
         OpaqueFunction(function=_setup),
     ])

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from m5l_core.tracking.api import TrackState
+from m5l_tracker_ros.delivery import Delivery, DeliveryMonitor
 
 STATE_NAMES = {TrackState.NOT_INITIALISED: "not initialised", TrackState.TRACKING: "tracking",
                TrackState.LOST: "lost"}
@@ -52,10 +53,18 @@ class StreamWatch:
     last_arrival: float | None = None
     stale: bool = False
     received: int = 0
+    delivery: DeliveryMonitor = field(default_factory=DeliveryMonitor)
 
-    def arrived(self, now: float) -> None:
+    def arrived(self, now: float, stamp_ns: int | None = None) -> None:
         self.last_arrival = now
         self.received += 1
+        if stamp_ns is not None:
+            self.delivery.add(stamp_ns)
+
+    def poor_delivery(self, stream_timeout: float, min_ratio: float) -> Delivery | None:
+        """The stream's delivery when less than ``min_ratio`` of the published images arrive."""
+        delivery = self.delivery.estimate(stream_timeout)
+        return delivery if delivery is not None and delivery.ratio < min_ratio else None
 
     def age(self, now: float) -> float | None:
         return None if self.last_arrival is None else now - self.last_arrival
@@ -99,7 +108,8 @@ class NodeStats:
 
 
 def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], stream_timeout: float,
-                 dropped_pairs: int, unpaired: int | None, now: float) -> DiagnosticStatus:
+                 dropped_pairs: int, unpaired: int | None, now: float,
+                 min_delivery: float = 0.0) -> DiagnosticStatus:
     """One DiagnosticStatus: OK while tracking with live streams, WARN otherwise."""
     with stats.lock:
         fps = stats.results.rate()
@@ -127,6 +137,13 @@ def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], stream
             problems.append(f"no {stream.name} images yet")
         elif age > stream_timeout:
             problems.append(f"{stream.name} stream stale")
+        delivery = stream.delivery.estimate(stream_timeout)
+        if delivery is not None:
+            values[f"{stream.name}_received_hz"] = f"{delivery.received_hz:.1f}"
+            values[f"{stream.name}_published_hz"] = f"{delivery.published_hz:.1f}"
+            if delivery.ratio < min_delivery:
+                problems.append(f"{stream.name} images lost in transport ({100 * delivery.ratio:.0f}% "
+                                "delivered): give the publisher the Fast DDS large-image profile")
     if state == TrackState.LOST:
         problems.append("target lost")
     elif state == TrackState.NOT_INITIALISED:

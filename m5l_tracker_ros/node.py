@@ -11,20 +11,24 @@ Topics (relative names resolve in the node's namespace; all remappable):
 Callbacks only hand pairs to a worker thread, which converts, tracks and publishes the newest
 pair; older pairs are dropped and counted. Parameters: see ``params.NodeConfig`` and, under
 ``tracker.``, ``m5l_core.tracking.TrackerConfig``.
+
+The work is in :class:`TrackingNodeMixin`, in four steps a managed node maps onto its life
+cycle (``lifecycle_node.ManagedTrackerNode``): declare parameters (constructor), configure
+(load the model, create publishers), activate (subscribe, start the worker) and back. The plain
+:class:`TrackerNode` runs all of them at construction. The executables run the nodes in a process
+that exits 0 within a second on SIGINT or SIGTERM (``process.track_node``).
 """
 
 from __future__ import annotations
 
 import difflib
-import sys
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, RegionOfInterest
@@ -32,25 +36,37 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from m5l_core.config import ConfigError, from_dict
-from m5l_tracker_ros import image_conv, ros_io
+from m5l_tracker_ros import image_conv, process, ros_io
+from m5l_tracker_ros.delivery import transport_advice
 from m5l_tracker_ros.diagnostics import NodeStats, StreamWatch, build_status
-from m5l_tracker_ros.params import NodeConfig, check_node_config, initial_box
-from m5l_tracker_ros.ros_parameters import changes_by_prefix, declare_config, read_values
+from m5l_tracker_ros.pairing import NegativeStampError, stamp_to_ns
+from m5l_tracker_ros.params import NODE_NAME, NodeConfig, check_node_config, initial_box
+from m5l_tracker_ros.ros_parameters import (
+    changes_by_prefix,
+    declare_config,
+    read_values,
+    widen_integer_changes,
+)
 from m5l_tracker_ros.session import BoxError, TrackerFactory, TrackingSession
 from m5l_tracker_ros.tracker_backend import TrackerBackend, default_backend
 from m5l_tracker_ros.worker import LatestWorker
 
-NODE_NAME = "m5l_tracker"
 ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 TRACKER_PREFIX = "tracker."
 STREAM_NAMES = ("rgb", "thermal")
+# A tracking step inside torch cannot be interrupted: stopping waits this long, then abandons it.
+WORKER_STOP_TIMEOUT_S = 0.3
+START_ERRORS = (ConfigError, ParameterException, ImportError, OSError, ValueError)
 
 
-class TrackerNode(Node):
-    """ROS glue around :class:`TrackingSession`; see the module docstring."""
+class TrackingNodeMixin:
+    """The tracking node's work, for a plain ``rclpy.node.Node`` or a lifecycle one; see the module doc."""
 
-    def __init__(self, backend: TrackerBackend | None = None, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
+    session: TrackingSession | None = None
+    worker: LatestWorker | None = None
+    images: ros_io.PairedImageInput | None = None
+
+    def _declare_tracking(self, backend: TrackerBackend | None) -> None:
         self._backend = backend or default_backend()
         self._param_names = set(declare_config(self, NodeConfig))
         self._param_names |= set(declare_config(self, self._backend.config_class, TRACKER_PREFIX))
@@ -61,20 +77,41 @@ class TrackerNode(Node):
         self.stats = NodeStats()
         self.streams = [StreamWatch(name) for name in STREAM_NAMES]
         self._bridge = image_conv.load_cv_bridge()
-        self.session = TrackingSession(self._factory(self.tracker_config))
-        self.session.ensure_tracker()  # load the model now: a bad checkpoint fails at start, not later
-        self.worker: LatestWorker[ros_io.FramePair] = LatestWorker(
-            self._process, self.config.pending_pairs, self._on_worker_error)
-        self._create_interfaces()
+        self._active_entities: list[tuple[str, Any]] = []
+        self.add_pre_set_parameters_callback(lambda params: widen_integer_changes(self, params))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _configure_tracking(self) -> None:
+        """Load the model (a bad checkpoint fails here, not at the first pair) and create the outputs."""
+        self.session = TrackingSession(self._factory(self.tracker_config), self._on_resize)
+        self.session.ensure_tracker()
         box = initial_box(self.config)
         if box is not None:
             self.session.request_box(box)
+        self.worker = LatestWorker(self._process, self.config.pending_pairs, self._on_worker_error)
         self.worker.start()
+        self._create_publishers()
+
+    def _activate_tracking(self) -> None:
+        self._create_inputs()
+        box = initial_box(self.config)
         self.get_logger().info(
             f"tracking {self.config.rgb_topic} + {self.config.thermal_topic} -> {self.config.output_topic} "
             f"(pairing: {self.images.backend}, cv_bridge: {'yes' if self._bridge else 'no'}, "
             f"device: {self.config.device}, {'initial box given' if box else 'waiting for ~/init'})")
+
+    def _deactivate_tracking(self) -> None:
+        """Stop listening; the tracker and its target stay for the next activation."""
+        for kind, entity in reversed(self._active_entities):
+            getattr(self, f"destroy_{kind}")(entity)
+        self._active_entities.clear()
+        self.images = None
+
+    def _cleanup_tracking(self, worker_timeout: float = WORKER_STOP_TIMEOUT_S) -> None:
+        """Stop the worker and free the model; publishers go with ``_destroy_publishers``."""
+        if self.worker is not None:
+            self.worker.stop(worker_timeout)
+        self.worker, self.session = None, None
 
     def _factory(self, tracker_config: Any) -> TrackerFactory:
         return self._backend.build_factory(self.config, tracker_config)
@@ -87,20 +124,41 @@ class TrackerNode(Node):
         tracker_config = from_dict(self._backend.config_class, tracker_values, "parameters (tracker.)")
         return node_config, tracker_config
 
-    def _create_interfaces(self) -> None:
+    def _output_publisher(self, msg_type: type, topic: str, qos: Any) -> Any:
+        """A publisher of an output (a lifecycle node overrides this with its managed publishers)."""
+        return self.create_publisher(msg_type, topic, qos)
+
+    def _create_publishers(self) -> None:
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.target_pub = self._output_publisher(self._message_type, self.config.output_topic, reliable)
+        self.debug_pub = self._output_publisher(Image, "~/debug_image", ros_io.image_qos("sensor_data", 2))
+        self.diag_pub = self._output_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def _destroy_publishers(self) -> None:
+        for name in ("target_pub", "debug_pub", "diag_pub"):
+            publisher = self.__dict__.pop(name, None)
+            if publisher is not None:
+                self._destroy_output_publisher(publisher)
+
+    def _destroy_output_publisher(self, publisher: Any) -> None:
+        self.destroy_publisher(publisher)
+
+    def _create_inputs(self) -> None:
         cfg = self.config
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.target_pub = self.create_publisher(self._message_type, cfg.output_topic, reliable)
-        self.debug_pub = self.create_publisher(Image, "~/debug_image", ros_io.image_qos("sensor_data", 2))
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # Watching streams is about arrivals, not stamps: on steady time, so a paused or jumping /clock
+        # (use_sim_time) neither stops the diagnostics nor fakes an outage.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.images = ros_io.PairedImageInput(
             self, (cfg.rgb_topic, cfg.thermal_topic), ros_io.image_qos(cfg.image_qos, cfg.image_qos_depth),
             cfg.sync_queue_size, cfg.sync_slop, self.worker.submit, self._admit_image,
             ros_io.load_message_filters())
-        self.init_sub = self.create_subscription(RegionOfInterest, "~/init", self._on_init, reliable)
-        self.reset_srv = self.create_service(Trigger, "~/reset", self._on_reset)
-        self.watch_timer = self.create_timer(0.2, self._watch_streams)
-        self.diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        self._active_entities = [("subscription", sub) for sub in self.images.subscriptions] + [
+            ("subscription", self.create_subscription(RegionOfInterest, "~/init", self._on_init, reliable)),
+            ("service", self.create_service(Trigger, "~/reset", self._on_reset)),
+            ("timer", self.create_timer(0.2, self._watch_streams, clock=steady)),
+            ("timer", self.create_timer(cfg.diagnostics_period, self._publish_diagnostics, clock=steady)),
+        ]
 
     # --- callbacks (executor thread): quick, never raise ---------------------------------------
 
@@ -110,14 +168,16 @@ class TrackerNode(Node):
         Only the header fields are checked here, so the callback stays quick; decoding (and the
         NaN check of float images) happens in the worker.
         """
-        self.streams[index].arrived(time.monotonic())
         stream = STREAM_NAMES[index]
         try:
+            stamp_ns = stamp_to_ns(msg.header.stamp)  # refused before 1970, as message_filters does
             image_conv.check_layout(msg, image_conv.ACCEPTED[stream], self.config.max_image_side)
-        except image_conv.ImageError as err:
+        except (image_conv.ImageError, NegativeStampError) as err:
+            self.streams[index].arrived(time.monotonic())
             self.stats.record_rejected(stream)
             self.warn(f"reject-{stream}", f"{stream} image rejected: {err}")
             return False
+        self.streams[index].arrived(time.monotonic(), stamp_ns)
         return True
 
     def _on_init(self, roi: RegionOfInterest) -> None:
@@ -143,13 +203,17 @@ class TrackerNode(Node):
                                           f"{stream.age(now):.1f} s; tracking paused")
             elif change == "recovered":
                 self.get_logger().info(f"{stream.name} stream back; tracking resumes")
+            delivery = stream.poor_delivery(self.config.stream_timeout, self.config.min_delivery_ratio)
+            if delivery is not None:
+                self.warn(f"transport-{stream.name}", transport_advice(stream.name, delivery))
 
     def _publish_diagnostics(self) -> None:
         try:
             status = build_status(f"{self.get_fully_qualified_name()}: tracking", self.stats, self.streams,
                                   self.config.stream_timeout, self.worker.dropped, self.images.unpaired(),
-                                  time.monotonic())
+                                  time.monotonic(), self.config.min_delivery_ratio)
             self.diag_pub.publish(DiagnosticArray(header=self._stamp_header(), status=[status]))
+            self.get_logger().debug(f"diagnostics: {status.message}")
         except Exception as err:
             self.warn("diagnostics", f"diagnostics failed: {err!r}")
 
@@ -163,11 +227,12 @@ class TrackerNode(Node):
         if images is None:
             return
         rgb, thermal = images
+        stamp = stamp_to_ns(pair.rgb.header.stamp) / 1e9   # dropped pairs widen the tracker's search
         try:
-            outcome = self.session.step(rgb, thermal)
+            outcome = self.session.step(rgb, thermal, stamp)
         except BoxError as err:
             self.warn("init", f"box ignored: {err}")
-            outcome = self.session.step(rgb, thermal)
+            outcome = self.session.step(rgb, thermal, stamp)
         msg = ros_io.fill_target(self._message_type(), pair.rgb.header, outcome,
                                  time.monotonic() - pair.completed)
         self.target_pub.publish(msg)
@@ -187,6 +252,10 @@ class TrackerNode(Node):
             self.warn(f"reject-{stream}", f"{stream} image rejected: {err}")
             return None
         return rgb, thermal
+
+    def _on_resize(self, old: tuple[int, int], new: tuple[int, int]) -> None:
+        self.warn("resize", f"frame size changed from {old[0]}x{old[1]} to {new[0]}x{new[1]}: tracker "
+                            "initialised again on the new frames with the box scaled")
 
     def _on_worker_error(self, _pair: ros_io.FramePair, err: Exception) -> None:
         if not self.context.ok():
@@ -214,10 +283,11 @@ class TrackerNode(Node):
         self.config = node_config
         if tracker_changed:
             self.tracker_config = tracker_config
-            self.session.replace_factory(self._factory(tracker_config))
+            if self.session is not None:  # else the next configure builds it
+                self.session.replace_factory(self._factory(tracker_config))
             self.get_logger().info("tracker parameters changed: they apply from the next initialisation")
         box = initial_box(node_config)
-        if box_changed and box is not None:
+        if box_changed and box is not None and self.session is not None:
             self.session.request_box(box)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -229,8 +299,23 @@ class TrackerNode(Node):
             self._warned_at[kind] = now
             self.get_logger().warning(message)
 
+    def close(self, worker_timeout: float = WORKER_STOP_TIMEOUT_S) -> None:
+        """Stop (abandoning a tracking step still running after ``worker_timeout``) and destroy the node."""
+        self._cleanup_tracking(worker_timeout)
+        self.destroy_node()
+
+
+class TrackerNode(TrackingNodeMixin, Node):
+    """The plain node: configured and active from construction until destroyed."""
+
+    def __init__(self, backend: TrackerBackend | None = None, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._declare_tracking(backend)
+        self._configure_tracking()
+        self._activate_tracking()
+
     def destroy_node(self) -> None:
-        self.worker.stop()
+        self._cleanup_tracking()
         super().destroy_node()
 
 
@@ -254,25 +339,13 @@ def load_message_type() -> type:
     return TrackedTarget
 
 
-def main(argv: list[str] | None = None, backend: TrackerBackend | None = None) -> int:
-    """Console entry point (``m5l-track-node``, ``track_node``); exit 2 on a start-up error."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = None
+def start(argv: list[str], backend: TrackerBackend | None = None, node_class: type = TrackerNode) -> Any:
+    """Initialise rclpy (signals are ``process``'s) and build the node; start-up errors -> StartError."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        try:
-            node = TrackerNode(backend)
-        except (ConfigError, ParameterException, ImportError, OSError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
+        return node_class(backend)
+    except START_ERRORS as err:
         rclpy.try_shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        raise process.StartError(str(err)) from None

@@ -10,7 +10,9 @@ elsewhere it uses :class:`ApproximatePairer`, which follows the same rules so bo
   by strictly less than ``slop`` is emitted (in input order) and removed from the queues;
 * an arriving message without a partner stays queued and may pair with a later arrival.
 
-Stamps are integer nanoseconds so that pairing is exact and independent of ``rclpy``.
+Stamps are integer nanoseconds so that pairing is exact and independent of ``rclpy``. A stamp
+before 1970 (negative seconds) is refused with ``ValueError``, as message_filters refuses it (its
+``rclpy.time.Time.from_msg`` raises "Seconds value must not be negative").
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ from typing import Any
 NS_PER_S = 1_000_000_000
 
 
+class NegativeStampError(ValueError):
+    """A stamp before the epoch: message_filters cannot pair it, so neither does this module."""
+
+
 def stamp_to_ns(stamp: Any) -> int:
     """``builtin_interfaces/Time`` (or anything with ``sec`` and ``nanosec``) -> nanoseconds."""
+    if int(stamp.sec) < 0:
+        raise NegativeStampError(f"Seconds value must not be negative (stamp {stamp.sec} s "
+                                 f"{stamp.nanosec} ns)")
     return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
 
 
@@ -49,6 +58,8 @@ class ApproximatePairer:
 
     def add(self, index: int, stamp_ns: int, msg: Any) -> bool:
         """Queue ``msg`` of input ``index``; emit a matching set if one exists. Returns True if emitted."""
+        if stamp_ns < 0:
+            raise NegativeStampError(f"Seconds value must not be negative (stamp {stamp_ns} ns)")
         with self._lock:
             match = self._add_locked(index, stamp_ns, msg)
         if match is None:

@@ -7,11 +7,13 @@ parameters under ``tracker.``; these are the node's (topics, pairing, QoS, worke
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from m5l_core.config import ConfigError, param
 
 QOS_CHOICES = ("sensor_data", "reliable")
+NODE_NAME = "m5l_tracker"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class NodeConfig:
                                       read_only=True)
     stream_timeout: float = param(1.0, "seconds without an image after which a stream is reported stale",
                                   low=0.05, high=3600.0)
+    min_delivery_ratio: float = param(0.5, "warn (throttled, and in /diagnostics) when less than this share "
+                                      "of a stream's images arrives, judged from the publisher's stamps: "
+                                      "the publisher lacks the Fast DDS large-image profile", low=0.0,
+                                      high=1.0)
     log_throttle: float = param(5.0, "minimum seconds between two warnings of the same kind", low=0.0,
                                 high=3600.0)
     max_image_side: int = param(8192, "images wider or taller than this are rejected", low=16, high=65536,
@@ -60,6 +66,9 @@ def check_node_config(config: NodeConfig, source: str = "parameters") -> NodeCon
     if len(config.initial_bbox) != 4:
         raise ConfigError(f"{source}: NodeConfig.initial_bbox: expected 4 values (x, y, width, height), "
                           f"got {len(config.initial_bbox)}")
+    if not all(math.isfinite(v) for v in config.initial_bbox):
+        raise ConfigError(f"{source}: NodeConfig.initial_bbox: values must be finite, "
+                          f"got {config.initial_bbox}")
     return config
 
 

@@ -83,7 +83,7 @@ class PairedImageInput:
         else:
             self.pairer = ApproximatePairer(2, queue_size, slop, self._paired)
             self.backend = "m5l_tracker_ros.pairing"
-        self._subscriptions = [
+        self.subscriptions = [
             node.create_subscription(Image, topic, lambda msg, i=index: self._received(i, msg), qos)
             for index, topic in enumerate(topics)]
 

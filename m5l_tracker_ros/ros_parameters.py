@@ -5,6 +5,11 @@ descriptor carries the field's help text, numeric range, choices and read-only f
 dataclass stays the single home of defaults and limits. Values coming back from ROS (the
 params file, ``ros2 param set``) are checked by the same ``from_dict`` that checks YAML
 files, so an invalid value is refused with the same reason everywhere.
+
+Every parameter holds a value (an empty tuple default becomes an empty array of its type), so
+``ros2 param get`` and ``ros2 param dump`` answer for all of them and a dumped file loads back.
+Integers given for float parameters (``initial_bbox: [1, 2, 3, 4]``, ``ros2 param set ... 1``)
+are taken as floats, as users write them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ _SCALARS = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Param
             str: Parameter.Type.STRING}
 _ARRAYS = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
            float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}
+# given type -> the float type it may stand for
+_WIDENED = {Parameter.Type.INTEGER: Parameter.Type.DOUBLE,
+            Parameter.Type.INTEGER_ARRAY: Parameter.Type.DOUBLE_ARRAY}
 
 
 class UnsupportedFieldError(TypeError):
@@ -89,13 +97,38 @@ def declare_config(node: Any, cls: type, prefix: str = "") -> list[str]:
         ptype = parameter_type(meta["type"])
         descriptor = make_descriptor(name, meta, ptype)
         default = meta["default"]
+        overrides = getattr(node, "_parameter_overrides", {})
+        if name in overrides:
+            overrides[name] = widen_integers(overrides[name], ptype)
         if default is None or (isinstance(default, tuple) and not default):
-            # No value to infer from (None, empty array): declare by type; unset means the default.
+            # No value to infer the type from: declare by type, then give the empty array its value
+            # (a params file's `[]` arrives unset too). None stays unset: it has no ROS value.
             node.declare_parameter(name, ptype, descriptor)
+            if isinstance(default, tuple) and node.get_parameter_or(name).type_ == Parameter.Type.NOT_SET:
+                node.set_parameters([Parameter(name, ptype, [])])
         else:
             node.declare_parameter(name, list(default) if isinstance(default, tuple) else default, descriptor)
         names.append(name)
     return names
+
+
+def widen_integers(parameter: Parameter, declared: Parameter.Type) -> Parameter:
+    """``parameter`` as floats when it holds integers and ``declared`` is the float type."""
+    if _WIDENED.get(parameter.type_) != declared:
+        return parameter
+    value = parameter.value
+    widened = float(value) if declared == Parameter.Type.DOUBLE else [float(v) for v in value]
+    return Parameter(parameter.name, declared, widened)
+
+
+def widen_integer_changes(node: Any, parameters: list[Parameter]) -> list[Parameter]:
+    """Pre-set callback: integers set on float parameters become floats before type checking."""
+    widened = []
+    for parameter in parameters:
+        declared = (Parameter.Type(node.describe_parameter(parameter.name).type)
+                    if node.has_parameter(parameter.name) else None)
+        widened.append(parameter if declared is None else widen_integers(parameter, declared))
+    return widened
 
 
 def read_values(node: Any, names: Iterable[str], prefix: str = "") -> dict[str, Any]:

@@ -57,3 +57,47 @@ def test_status_is_ok_while_tracking_with_live_streams_and_warns_otherwise():
     assert "no rgb images yet" in status(stats, None, 0.1).message
     stats.record_result(TrackState.LOST, 0.02)
     assert "target lost" in status(stats, 0.1, 0.1).message
+
+
+def stamps_of(frames, period_ns=33_333_333, jitter_ns=0, seed=0):
+    import random
+    rng = random.Random(seed)
+    return [f * period_ns + rng.randint(-jitter_ns, jitter_ns) for f in frames]
+
+
+def monitor_fed(stamps):
+    from m5l_tracker_ros.delivery import DeliveryMonitor
+    monitor = DeliveryMonitor()
+    for stamp in stamps:
+        monitor.add(stamp)
+    return monitor
+
+
+def test_a_complete_stream_with_jitter_is_fully_delivered():
+    delivery = monitor_fed(stamps_of(range(100), jitter_ns=3_000_000)).estimate(1.0)
+    assert delivery.ratio > 0.9 and abs(delivery.published_hz - 30) < 3
+
+
+def test_a_stream_losing_three_of_four_images_in_transport_is_reported_with_the_fix():
+    import random
+
+    from m5l_tracker_ros.delivery import transport_advice
+    rng = random.Random(1)
+    delivered = [f for f in range(400) if rng.random() < 0.25]
+    watch = StreamWatch("rgb")
+    for stamp in stamps_of(delivered, jitter_ns=2_000_000):
+        watch.arrived(0.0, stamp)
+    delivery = watch.poor_delivery(1.0, 0.5)
+    assert delivery is not None and 0.15 < delivery.ratio < 0.35 and abs(delivery.published_hz - 30) < 3
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" in transport_advice("rgb", delivery)
+    stats = NodeStats()
+    reported = build_status("n", stats, [watch, StreamWatch("thermal")], 1e9, 0, None, 0.0, 0.5)
+    assert "rgb images lost in transport" in reported.message
+
+
+def test_outages_duplicates_and_stamps_going_back_are_not_transport_losses():
+    # 3 s without images (an outage: stale), duplicated stamps, then a replay from the start.
+    stamps = stamps_of(range(50)) + stamps_of(range(140, 200)) + stamps_of([199, 199])
+    assert monitor_fed(stamps).estimate(1.0).ratio > 0.95
+    replayed = monitor_fed(stamps + stamps_of(range(5)))
+    assert replayed.estimate(1.0) is None  # starts afresh, too few images yet

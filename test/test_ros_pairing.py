@@ -109,12 +109,37 @@ def test_same_pairs_as_message_filters_where_it_is_installed():
         sync = message_filters.ApproximateTimeSynchronizer(sources, 6, 0.015)
         sync.registerCallback(lambda a, b, out=theirs: out.append((a.frame_id, b.frame_id)))
         pairer = ApproximatePairer(2, 6, 0.015, lambda a, b, out=ours: out.append((a.frame_id, b.frame_id)))
-        for index, t in _random_arrivals(seed):
+        refused_by_them, refused_by_us = [], []
+        for index, t in _random_arrivals(seed):   # frame 0's thermal may be stamped before 0
             msg = SimpleNamespace(header=Header(stamp=Time(sec=t // 10**9, nanosec=t % 10**9)),
                                   frame_id=f"{index}:{t}")
-            sources[index].signalMessage(msg)
-            pairer.add(index, t, msg)
+            _offer(refused_by_them, t, sources[index].signalMessage, msg)
+            _offer(refused_by_us, t, _add_by_header, pairer, index, msg)
         assert ours == theirs and len(ours) > 100
+        assert refused_by_us == refused_by_them
+
+
+def _add_by_header(pairer, index, msg) -> None:
+    pairer.add(index, stamp_to_ns(msg.header.stamp), msg)
+
+
+def _offer(refused: list, stamp_ns: int, add, *args) -> None:
+    try:
+        add(*args)
+    except ValueError:
+        refused.append(stamp_ns)
+
+
+def test_stamps_before_the_epoch_are_refused_like_message_filters_does():
+    # message_filters turns stamps into rclpy Time, which raises "Seconds value must not be negative".
+    pairer, emitted = make_pairer()
+    with pytest.raises(ValueError, match="must not be negative"):
+        stamp_to_ns(SimpleNamespace(sec=-1, nanosec=995_000_000))
+    with pytest.raises(ValueError, match="must not be negative"):
+        pairer.add(1, -5 * MS, "thermal-before-epoch")
+    assert pairer.queued(1) == 0
+    pairer.add(0, 0, "rgb-0")
+    assert emitted == [] and pairer.queued(0) == 1
 
 
 class FakeNode:

@@ -169,3 +169,69 @@ def test_the_shipped_params_file_only_holds_known_valid_parameters():
         assert type(value) is type(meta["default"]) or isinstance(meta["default"], tuple), name
         if isinstance(value, float):
             assert math.isfinite(value)
+
+
+def test_integers_are_taken_where_floats_are_expected(make_node):
+    node = make_node(initial_bbox=[1, 2, 3, 4], stream_timeout=2)   # as a params file or -p gives them
+    assert node.config.initial_bbox == (1.0, 2.0, 3.0, 4.0) and node.config.stream_timeout == 2.0
+    results = node.set_parameters([Parameter("initial_bbox", value=[5, 6, 7, 8]),
+                                   Parameter("stream_timeout", value=3),
+                                   Parameter("tracker.search.radius", value=4)])
+    assert all(r.successful for r in results), results
+    assert node.config.initial_bbox == (5.0, 6.0, 7.0, 8.0) and node.tracker_config.search.radius == 4.0
+    assert node.get_parameter("initial_bbox").type_ == Parameter.Type.DOUBLE_ARRAY
+    refused = node.set_parameters([Parameter("tracker.update_interval", value=2.5)])[0]
+    assert not refused.successful  # no narrowing: a float stays refused for an integer parameter
+
+
+def _spin_until(executor, future, timeout=10.0):
+    executor.spin_until_future_complete(future, timeout_sec=timeout)
+    assert future.done(), "no answer from the node's parameter services"
+    return future.result()
+
+
+def ros2_param_dump(context, node) -> dict:
+    """What `ros2 param dump` prints: list_parameters, then get_parameters for all of them, nested."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import parameter_value_to_python
+    from rclpy.parameter_client import AsyncParameterClient
+    client_node = rclpy.create_node("m5l_param_dump", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(client_node)
+    try:
+        client = AsyncParameterClient(client_node, node.get_fully_qualified_name())
+        assert client.wait_for_services(10)
+        names = sorted(_spin_until(executor, client.list_parameters()).result.names)
+        values = _spin_until(executor, client.get_parameters(names)).values
+    finally:
+        executor.shutdown()
+        client_node.destroy_node()
+    assert len(values) == len(names), "GetParameters answered nothing: a parameter has no value"
+    dumped: dict = {}
+    for name, value in zip(names, values, strict=True):
+        level = dumped
+        for part in name.split(".")[:-1]:
+            level = level.setdefault(part, {})
+        level[name.split(".")[-1]] = parameter_value_to_python(value)
+    return {node.get_fully_qualified_name(): {"ros__parameters": dumped}}
+
+
+def test_every_parameter_has_a_value_and_a_dump_loads_back_as_a_params_file(make_node, context, tmp_path):
+    from m5l_tracker_ros.node import TrackerNode
+    node = make_node(**{"tracker.preprocess.thermal_offset": [2.0, 1.0], "debug_image": True})
+    unset = [name for name, p in node._parameters.items() if p.type_ == Parameter.Type.NOT_SET]
+    assert unset == []
+    dump = ros2_param_dump(context, node)
+    assert dump["/m5l_tracker"]["ros__parameters"]["tracker"]["preprocess"]["thermal_scale"] == []
+    path = tmp_path / "dump.yaml"
+    path.write_text(yaml.dump(dump, default_flow_style=False))
+    reloaded_context = rclpy.Context()   # a fresh process would read the file like this
+    rclpy.init(args=["--ros-args", "--params-file", str(path)], context=reloaded_context,
+               domain_id=1 + os.getpid() % 100)
+    try:
+        reloaded = TrackerNode(TrackerBackend(StandInConfig, load_stand_in), context=reloaded_context)
+        assert reloaded.config == node.config and reloaded.tracker_config == node.tracker_config
+        reloaded.destroy_node()
+    finally:
+        rclpy.shutdown(context=reloaded_context)

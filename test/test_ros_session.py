@@ -40,6 +40,41 @@ def test_not_initialised_until_a_box_then_tracking(frames):
     assert len(built) == 1 and built[0].inits == [[5.0, 6.0, 10.0, 12.0]]
 
 
+class StampedTracker(FakeTracker):
+    """Takes image stamps (time-aware search) and can be warmed up."""
+
+    def __init__(self):
+        super().__init__()
+        self.stamps, self.warm = [], 0
+
+    def warm_up(self):
+        self.warm += 1
+
+    def initialize(self, rgb, thermal, box, stamp=None):
+        super().initialize(rgb, thermal, box)
+        self.stamps.append(stamp)
+
+    def track(self, rgb, thermal, stamp=None):
+        self.stamps.append(stamp)
+        return super().track(rgb, thermal)
+
+
+def test_stamps_reach_trackers_that_take_them_and_new_trackers_are_warmed_up(frames):
+    stamped = StampedTracker()
+    session = TrackingSession(lambda: stamped)
+    session.ensure_tracker()
+    session.request_box((5, 6, 10, 12))
+    for stamp in (10.0, 10.04, 11.5):
+        session.step(*frames, stamp)
+    session.step(*frames)
+    assert stamped.stamps == [10.0, 10.04, 11.5, None] and stamped.warm == 1
+    legacy = FakeTracker()   # track(rgb, thermal) without stamps still works
+    session = TrackingSession(lambda: legacy)
+    session.request_box((5, 6, 10, 12))
+    assert session.step(*frames, 1.0).state == TrackState.TRACKING
+    assert session.step(*frames, 1.1).box == (1.0, 2.0, 3.0, 4.0) and legacy.tracks == 1
+
+
 def test_reset_forgets_the_target_until_the_next_box(frames):
     tracker = FakeTracker()
     session = TrackingSession(lambda: tracker)
@@ -116,3 +151,17 @@ def test_worker_survives_a_failing_item_and_reports_it():
     assert worker.wait_idle(5)
     worker.stop()
     assert errors == [("bad", "bad item")] and worker.processed == 2 and worker.failed == 1
+
+
+def test_a_resolution_change_initialises_again_with_the_box_scaled(frames):
+    trackers, resizes = [], []
+    session = TrackingSession(lambda: trackers.append(FakeTracker()) or trackers[-1],
+                              on_resize=lambda old, new: resizes.append((old, new)))
+    session.request_box((10, 8, 20, 12))
+    session.step(*frames)
+    assert session.step(*frames).box == (1.0, 2.0, 3.0, 4.0)        # tracked at 60x40
+    bigger = np.zeros((80, 120, 3), np.uint8), np.zeros((80, 120), np.uint8)
+    outcome = session.step(*bigger)
+    assert outcome.state == TrackState.TRACKING and outcome.box == (2.0, 4.0, 6.0, 8.0)
+    assert resizes == [((60, 40), (120, 80))] and trackers[0].inits[-1] == [2.0, 4.0, 6.0, 8.0]
+    assert session.step(*bigger).box == (1.0, 2.0, 3.0, 4.0)        # then tracked at the new size
