@@ -17,6 +17,10 @@ $(STAMP): requirements.lock setup.py pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (ROS 2 wheels are cp311), found " + sys.version'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3
+	@# One cv2 per venv: the lock pins opencv-contrib; an older opencv-python-headless shares its files,
+	@# so both go and the lock puts contrib back whole.
+	@if $(PY) -m pip show opencv-python-headless >/dev/null 2>&1; then \
+		$(PY) -m pip uninstall --quiet --yes opencv-python-headless opencv-contrib-python-headless; fi
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
