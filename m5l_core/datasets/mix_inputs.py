@@ -23,8 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from m5l_core.datasets import image_folders
 from m5l_core.datasets.frames import read_frame
-from m5l_core.datasets.layouts import IMAGE_SUFFIXES
+from m5l_core.datasets.image_folders import list_images
 from m5l_core.datasets.sequence import DatasetError
 
 
@@ -38,12 +39,11 @@ class BoxedObject:
     polygon: np.ndarray | None = None   # (K, 2) px, edge coordinates
 
 
+MISSING_FOLDER_HINT = "fix the path in the config or set the source's sequences to 0"
+
+
 def require_folder(path: str | Path, key: str) -> Path:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise DatasetError(f"{key}: folder {folder} not found (resolved to {folder.resolve()}); fix the path "
-                           f"in the config or set the source's sequences to 0")
-    return folder
+    return image_folders.require_folder(path, key, MISSING_FOLDER_HINT)
 
 
 def require_roots(roots: tuple[str, ...], key: str, sequences: int) -> list[Path]:
@@ -61,11 +61,6 @@ def gather(roots: tuple[str, ...], key: str, sequences: int, find: Callable[[Pat
     if not found:
         raise DatasetError(f"{key}: nothing usable found in {', '.join(roots)}")
     return found
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files below ``folder`` (recursively), sorted by path."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -142,10 +137,7 @@ def usable(objects: list[BoxedObject], min_side: float, max_fraction: float = 1.
 
 def aligned_pairs(root: Path, key: str) -> list[tuple[Path, Path]]:
     """``(visible, infrared)`` files of the same name under ``root``."""
-    visible = require_folder(root / "visible", key)
-    infrared = require_folder(root / "infrared", key)
-    return [(image, infrared / image.name) for image in list_images(visible)
-            if (infrared / image.name).is_file()]
+    return image_folders.aligned_pairs(root, key, MISSING_FOLDER_HINT)
 
 
 def read_rgb(path: Path) -> np.ndarray:

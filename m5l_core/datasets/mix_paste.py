@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from m5l_core.datasets.image_folders import list_images
 from m5l_core.datasets.mix_camera import affine, pan_over, shrink_for, smooth_path, warp
 from m5l_core.datasets.mix_config import PasteConfig
-from m5l_core.datasets.mix_inputs import BoxedObject, annotated_objects, gather, list_images, read_rgb, usable
+from m5l_core.datasets.mix_inputs import BoxedObject, annotated_objects, gather, read_rgb, usable
 from m5l_core.datasets.mix_look import draw_look, scene_velocity
 from m5l_core.datasets.mix_photo import RenderedSequence, seeded_order
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from m5l_core.datasets import image_folders
 from m5l_core.datasets.frames import read_frame
-from m5l_core.datasets.layouts import IMAGE_SUFFIXES
+from m5l_core.datasets.image_folders import list_images
 from m5l_core.datasets.sequence import DatasetError
 from m5l_core.distill.config import STREAMS, AugmentConfig, DistillConfig
 from m5l_core.preprocess import prepare_pair
@@ -42,17 +43,11 @@ class Window:
     flip: bool
 
 
+MISSING_FOLDER_HINT = "fix the path in the distill config or with --set"
+
+
 def require_folder(path: str | Path, key: str) -> Path:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise DatasetError(f"{key}: folder {folder} not found (resolved to {folder.resolve()}); fix the "
-                           "path in the distill config or with --set")
-    return folder
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files below ``folder`` (recursively), sorted: a seeded run must not follow the disk's order."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return image_folders.require_folder(path, key, MISSING_FOLDER_HINT)
 
 
 def photo_files(folders: tuple[str, ...]) -> list[Path]:
@@ -72,12 +67,10 @@ def pair_files(folders: tuple[str, ...]) -> list[tuple[Path, Path]]:
     for index, folder in enumerate(folders):
         key = f"pair_folders[{index}]"
         root = require_folder(folder, key)
-        visible = require_folder(root / "visible", key)
-        infrared = require_folder(root / "infrared", key)
-        found = [(image, infrared / image.name) for image in list_images(visible)
-                 if (infrared / image.name).is_file()]
+        found = image_folders.aligned_pairs(root, key, MISSING_FOLDER_HINT)
         if not found:
-            raise DatasetError(f"{key}: no file of {visible} has a partner of the same name in {infrared}")
+            raise DatasetError(f"{key}: no file of {root / 'visible'} has a partner of the same name in "
+                               f"{root / 'infrared'}")
         pairs += found
     return pairs
 

@@ -123,7 +123,6 @@ def _prepare(config: TrainConfig, out_dir: Path, resume: bool, context: ddp.Dist
         if state.optimizer_state is not None:
             optimizer.load_state_dict(state.optimizer_state)
         records = log.rewind(start_step)
-        freeze_streams_without_lr(model, config.optim)
     else:
         if checkpoint.exists() and not resume:
             raise ConfigError(f"{checkpoint} exists: pass --resume to continue that run, "
@@ -131,10 +130,10 @@ def _prepare(config: TrainConfig, out_dir: Path, resume: bool, context: ddp.Dist
         torch.manual_seed(config.seed)
         model = M5LNet(model_config, num_domains=len(domains)).to(device)
         initialise(model, config.init, device)
-        freeze_streams_without_lr(model, config.optim)
         optimizer = build_optimizer(model, config.optim)
         start_step = 0
         log.start_fresh()
+    freeze_streams_without_lr(model, config.optim)
     if context.is_main:
         remove_stale_temporaries(out_dir)
     return Run(config, out_dir, context, device, domains, model, model_config, optimizer, start_step, log,
