@@ -111,6 +111,8 @@ class TrackingNodeMixin:
         """Stop the worker and free the model; publishers go with ``_destroy_publishers``."""
         if self.worker is not None:
             self.worker.stop(worker_timeout)
+        if self.session is not None:
+            self.session.close()
         self.worker, self.session = None, None
 
     def _factory(self, tracker_config: Any) -> TrackerFactory:

@@ -94,11 +94,19 @@ class TrackingSession:
             factory, rebuild = self._factory, self._rebuild
             self._rebuild = False
         if rebuild or self._tracker is None:
+            self.close()
             self._tracker = factory()
             warm = getattr(self._tracker, "warm_up", None)
             if warm_up and warm is not None:
                 warm()
         return self._tracker
+
+    def close(self) -> None:
+        """Release the tracker (its learner thread, where it has one); the next step builds a new one."""
+        tracker, self._tracker = self._tracker, None
+        close = getattr(tracker, "close", None)
+        if close is not None:
+            close()
 
     def step(self, rgb: np.ndarray, thermal: np.ndarray, stamp: float | None = None) -> Outcome:
         """Apply pending requests, then initialise on or track this pair (``stamp``: its image

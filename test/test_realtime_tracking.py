@@ -8,6 +8,10 @@ back at the far side of the image.
 
 from __future__ import annotations
 
+import gc
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ from test_tracking import fast_config, synthetic, tiny_model
 
 from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking import M5LTracker
+from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.config import BudgetConfig, SearchConfig
 from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.motion import MotionModel
@@ -126,6 +131,68 @@ def test_budgeted_learning_is_deterministic_and_bounded_per_frame(clean):
     assert blocking.learner.pending == ()       # RT-MDNet order: everything before the next frame
 
 
+def test_a_learner_thread_runs_jobs_without_frames_and_publishes_outside_the_trackers_section():
+    inside, published, stepped = threading.Event(), [], threading.Event()
+    learner = Learner(BudgetConfig(mode="thread"), publish=lambda: published.append(inside.is_set()))
+
+    def job(steps):
+        for _ in range(steps):
+            stepped.set()
+            yield
+    with learner.exclusive():
+        inside.set()
+        learner.submit("update", job(5))
+        assert stepped.wait(5.0), "steps run while the tracker holds its section"
+        time.sleep(0.1)
+        assert published == [], "but nothing is published into it"
+        inside.clear()
+    learner.run_all()
+    assert learner.pending == () and learner.steps == 5
+    assert len(published) >= 5 and not any(published)
+    assert learner.run_frame(0.0) == 0, "frames never run learning steps in thread mode"
+
+    def broken():
+        yield
+        raise RuntimeError("boom")
+    learner.submit("update", broken())
+    learner.run_all()
+    assert isinstance(learner.take_error(), RuntimeError) and learner.take_error() is None
+    thread = learner._thread
+    learner.stop()
+    assert thread is not None and not thread.is_alive()
+
+
+def test_a_tracker_with_a_learner_thread_tracks_learns_and_leaves_no_thread_behind(clean):
+    t = tracker(budget={"mode": "thread"}, init={"iterations": 20, "quick_iterations": 2},
+                update={"long_term_interval": 3})
+    results = track_scene(t, (clean.rgb, clean.thermal, clean.gt_rgb))
+    t.finish_learning()
+    assert t.learner.pending == () and t._regressor.fitted
+    assert t.counters["learning_steps"] > 0
+    assert t.counters["long_term_updates"] + t.counters["short_term_updates"] > 0
+    assert np.nanmean(ious(results, clean.gt_rgb)) > 0.5
+    thread = t.learner._thread
+    assert thread is not None and thread.is_alive()
+    del t
+    gc.collect()
+    thread.join(5.0)
+    assert not thread.is_alive(), "a dropped tracker stops its learner thread"
+
+
+def test_a_job_failing_on_the_learner_thread_is_raised_by_the_next_frame(clean):
+    t = tracker(budget={"mode": "thread"})
+    t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+
+    def broken():
+        raise RuntimeError("out of memory")
+        yield
+    t.learner.submit("update", broken())
+    t.finish_learning()
+    with pytest.raises(TrackerError, match="learner thread: out of memory"):
+        t.track(clean.rgb[1], clean.thermal[1])
+    t.close()
+
+
 # -- 2. quick start -----------------------------------------------------------------------------
 
 def test_quick_start_gives_a_box_on_the_second_frame_and_finishes_in_the_budget(clean):
@@ -195,3 +262,28 @@ def test_redetection_finds_the_target_after_it_leaves_and_returns(frames, withou
     assert np.nanmax(overlap[back:back + 12]) > 0.5, "re-acquired within a sweep of the image"
     assert np.all(overlap[-5:] > 0.5) and all(r.success for r in found[-5:])
     assert np.all(ious(without_redetection, gt)[back:] < 0.1), "without re-detection it stays lost"
+
+
+def test_a_redetection_tile_costs_about_an_ordinary_frame(frames):
+    """A tile larger than max_area_ratio ordinary crops is cropped at a coarser scale."""
+    rgb, thermal, gt = frames
+    t = tracker(redetect={"tile": 8.0})
+    t.initialize(rgb[0], thermal[0], gt[0])
+    ordinary = t._capped_region(t._candidates(None)[0], t.config.search.trans)
+    t.sweep.start(gt[0][2:])
+    tile = t.sweep.next_tile()
+    uncapped, capped = t._region(tile), t._capped_region(tile)
+    area = lambda r: r.out_size[0] * r.out_size[1]   # noqa: E731
+    assert area(uncapped) > 3 * area(ordinary), "the test needs a tile larger than the cap"
+    assert area(capped) <= 1.05 * t.config.search.max_area_ratio * area(ordinary)
+
+
+def test_candidates_keep_the_aspect_unless_aspect_jitter_is_asked_for(clean):
+    for aspect, varies in ((1.0, False), (1.2, True)):
+        t = tracker(search={"aspect": aspect})
+        t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+        candidates = t._candidates(None)[0]
+        box = clean.gt_rgb[0]
+        change = np.log(candidates[:, 2] / candidates[:, 3] / (box[2] / box[3]))
+        assert (np.ptp(change) > 0.1) == varies
+        assert np.all(np.abs(change) <= 2 * np.log(aspect) + 1e-6), "width x r, height / r"

@@ -12,7 +12,10 @@ from m5l_tracker_ros.worker import LatestWorker
 
 class FakeTracker:
     def __init__(self, name="t"):
-        self.name, self.inits, self.tracks = name, [], 0
+        self.name, self.inits, self.tracks, self.closed = name, [], 0, False
+
+    def close(self):
+        self.closed = True
 
     def initialize(self, rgb, thermal, box):
         self.inits.append(np.asarray(box).tolist())
@@ -116,6 +119,9 @@ def test_a_new_factory_is_used_from_the_next_initialisation(frames):
     session.request_box((0, 0, 8, 8))
     session.step(*frames)
     assert [t.name for t in built] == ["old", "new"] and built[1].inits == [[0, 0, 8, 8]]
+    assert built[0].closed and not built[1].closed, "the replaced tracker is released (learner thread)"
+    session.close()
+    assert built[1].closed
 
 
 def test_worker_processes_the_newest_item_and_counts_the_dropped_ones():

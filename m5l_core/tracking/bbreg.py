@@ -17,31 +17,32 @@ import torch
 class BoxRegressor:
     def __init__(self, alpha: float):
         self.alpha = float(alpha)
-        self._weights: torch.Tensor | None = None   # (D, 4)
-        self._feature_mean: torch.Tensor | None = None
-        self._target_mean: torch.Tensor | None = None
+        # (feature mean (D,), weights (D, 4), target mean (4,)), replaced as one: a learner thread
+        # may fit while the tracking thread predicts
+        self._fit: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def fitted(self) -> bool:
-        return self._weights is not None
+        return self._fit is not None
 
     def fit(self, features: torch.Tensor, boxes: np.ndarray, target: np.ndarray) -> None:
         """Learn offsets from ``boxes`` (N, 4) with features (N, D) towards the ``target`` box."""
         x = features.float()
         y = torch.from_numpy(offsets(boxes, np.asarray(target, dtype=np.float64)[None])).to(x.device)
-        self._feature_mean = x.mean(dim=0)
-        self._target_mean = y.mean(dim=0).float()
-        xc = x - self._feature_mean
+        feature_mean = x.mean(dim=0)
+        xc = x - feature_mean
         gram = (xc @ xc.T).double()
         gram.diagonal().add_(self.alpha)
         dual = torch.linalg.solve(gram, (y - y.mean(dim=0)).double())
-        self._weights = xc.T @ dual.float()
+        self._fit = (feature_mean, xc.T @ dual.float(), y.mean(dim=0).float())
 
     def predict(self, features: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
         """Refined ``(N, 4)`` boxes; unchanged when the regressor was never fitted."""
-        if self._weights is None:
+        fit = self._fit
+        if fit is None:
             return np.asarray(boxes, dtype=np.float64).copy()
-        deltas = (features.float() - self._feature_mean) @ self._weights + self._target_mean
+        feature_mean, weights, target_mean = fit
+        deltas = (features.float() - feature_mean) @ weights + target_mean
         return apply_offsets(boxes, deltas.cpu().double().numpy())
 
 

@@ -21,6 +21,9 @@ class SearchConfig:
     n_candidates: int = param(256, "Gaussian candidate boxes scored per frame", low=1, high=4096)
     trans: float = param(0.6, "candidate centre spread, in mean target sides", low=0.0, high=5.0)
     scale: float = param(1.05, "candidate scale jitter base", low=1.0, high=3.0)
+    aspect: float = param(1.0, "candidate aspect-ratio jitter factor: widths x and heights / up to this "
+                               "(uniform in log); 1 = every candidate keeps the last aspect (RT-MDNet)",
+                          low=1.0, high=3.0)
     trans_expanded: float = param(1.4, "candidate centre spread after a failure (widened search)",
                                   low=0.0, high=5.0)
     top_k: int = param(5, "the result is the mean of the top-k scored candidates", low=1, high=64)
@@ -47,9 +50,9 @@ class SearchConfig:
     velocity_weight: float = param(0.0, "constant-velocity prediction: move the search centre by this share "
                                         "of (velocity of the last two good frames x gap); 0 = off",
                                    low=0.0, high=1.0)
-    max_area_ratio: float = param(2.0, "a widened search crops at most this many times the pixels of an "
-                                       "ordinary frame (at a coarser scale beyond), so it costs about as "
-                                       "much as an ordinary frame", low=1.0, high=100.0)
+    max_area_ratio: float = param(2.0, "a widened search (or a re-detection tile) crops at most this many "
+                                       "times the pixels of an ordinary frame (at a coarser scale beyond), "
+                                       "so it costs about as much as an ordinary frame", low=1.0, high=100.0)
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,9 @@ class RedetectConfig:
 class BudgetConfig:
     """How much online learning (first-frame remainder, updates) runs per frame.
 
-    Learning is queued and runs a few steps after each frame's result, so no frame waits for a
-    whole update. One step = one SGD iteration, or pooling one batch of first-frame samples.
+    Learning is queued and runs a few steps after each frame's result (or on a learner thread),
+    so no frame waits for a whole update. One step = one SGD iteration, or pooling one batch of
+    first-frame samples.
     """
 
     steps_per_frame: float = param(2.0, "learning steps after each tracked frame (fractions accumulate; "
@@ -165,9 +169,14 @@ class BudgetConfig:
                                         "learning at once (RT-MDNet's blocking updates)",
                                    low=0.0, high=1000.0)
     mode: str = param("steps", "steps: exactly steps_per_frame (deterministic); time: also keep learning "
-                               "while the frame has taken less than frame_ms", choices=("steps", "time"))
+                               "while the frame has taken less than frame_ms; thread: a learner thread "
+                               "runs pending learning beside tracking (live robots: frames never wait for "
+                               "learning, uses a second core; not reproducible)",
+                      choices=("steps", "time", "thread"))
     frame_ms: float = param(60.0, "time mode: wall-clock milliseconds per frame that learning may fill",
                             low=0.0, high=100000.0)
+    thread_nice: int = param(10, "thread mode: nice value added to the learner thread (Linux), so tracking "
+                                 "and the rest of the robot come first", low=0, high=19)
     pool_batch: int = param(512, "first-frame samples pooled per step when the quick start defers them",
                             low=1, high=100000)
 

@@ -47,20 +47,23 @@ class FirstFrameFit:
         pos_f, neg_f = first[:n_pos], first[n_pos:]
         if len(neg_f) == 0:
             raise TrackerError(f"no negative samples could be drawn around {box.tolist()}")
-        optimizer = t.classifier.optimizer(init.lr)
-        t._regressor = BoxRegressor(t.config.bbreg.alpha)
+        optimizer = t.trainer.optimizer(init.lr)
+        regressor = t._regressor = BoxRegressor(t.config.bbreg.alpha)
         if not quick:
             reg_f = t._pool_chunked(feats, region, reg) if len(reg) else reg
-            t.classifier.train(optimizer, pos_f, neg_f, init.iterations, t._rng)
-            self._fit_regressor(reg_f, reg, box)
+            t.trainer.train(optimizer, pos_f, neg_f, init.iterations, t._rng)
+            _fit_regressor(regressor, reg_f, reg, box)
         else:
-            _run_all(TrainingRun(t.classifier, optimizer, pos_f, neg_f, init.quick_iterations, t._rng,
+            _run_all(TrainingRun(t.trainer, optimizer, pos_f, neg_f, init.quick_iterations, t._rng,
                                  neg_candidates=min(t.config.optim.neg_candidates, len(neg_f))))
+        if t.trainer is not t.classifier:
+            t.classifier.load_weights_from(t.trainer)
         t._new_memories(pos_f, neg_f)
         t.reference.reset(t.classifier.scores(pos_f).cpu().numpy())
         if quick:
             rest = (pos[n_pos:], neg[n_neg:], reg)
-            t.learner.submit("init", self._rest(feats, region, box, pos_f, neg_f, rest, optimizer))
+            t.learner.submit("init", self._rest(feats, region, box, pos_f, neg_f, rest, optimizer,
+                                                (t.trainer, regressor, t._learn_rng)))
 
     def _samples(self, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t, init, bb = self.tracker, self.tracker.config.init, self.tracker.config.bbreg
@@ -73,9 +76,12 @@ class FirstFrameFit:
             box, bb.n_samples if bb.enabled else 0, t._rng, (bb.iou_min, 1.0))
         return pos, neg, reg
 
-    def _rest(self, feats, region, box, pos_f, neg_f, rest, optimizer):
-        """The deferred part of the fine-tuning, as a learner job (one step per ``next``)."""
+    def _rest(self, feats, region, box, pos_f, neg_f, rest, optimizer, learning):
+        """The deferred part of the fine-tuning, as a learner job (one step per ``next``).
+        ``learning``: (trainer, regressor, rng) of this target, taken when the job is made (a
+        learner thread may still run it after the tracker has moved on to a new target)."""
         t = self.tracker
+        trainer, regressor, rng = learning
         boxes = np.concatenate(rest)
         batch = t.config.budget.pool_batch
         parts = []
@@ -85,17 +91,19 @@ class FirstFrameFit:
         pooled = torch.cat(parts) if parts else pos_f[:0]
         more_pos, more_neg, reg_f = torch.split(pooled, [len(r) for r in rest])
         if len(reg_f):
-            self._fit_regressor(reg_f, rest[2], box)
+            _fit_regressor(regressor, reg_f, rest[2], box)
             yield
-        run = TrainingRun(t.classifier, optimizer, torch.cat([pos_f, more_pos]), torch.cat([neg_f, more_neg]),
-                          t.config.init.iterations - t.config.init.quick_iterations, t._rng)
+        run = TrainingRun(trainer, optimizer, torch.cat([pos_f, more_pos]), torch.cat([neg_f, more_neg]),
+                          t.config.init.iterations - t.config.init.quick_iterations, rng)
         while run.remaining:
             run.step()
             yield
 
-    def _fit_regressor(self, reg_f: torch.Tensor, reg: np.ndarray, box: np.ndarray) -> None:
-        if len(reg_f):
-            self.tracker._regressor.fit(reg_f, reg, box)
+
+
+def _fit_regressor(regressor: BoxRegressor, reg_f: torch.Tensor, reg: np.ndarray, box: np.ndarray) -> None:
+    if len(reg_f):
+        regressor.fit(reg_f, reg, box)
 
 
 def _run_all(run: TrainingRun) -> None:

@@ -39,6 +39,16 @@ class OnlineClassifier:
         skip = head_ids | ({id(p) for p in domain_heads.parameters()} if domain_heads is not None else set())
         self._fc_params = [p for p in model.fc_parameters() if id(p) not in skip]
 
+    def learnt_parameters(self) -> list[torch.Tensor]:
+        """What online learning changes: fc4, fc5 and the head (in a fixed order)."""
+        return [*self.model.fc4.parameters(), *self.model.fc5.parameters(), *self.head.parameters()]
+
+    def load_weights_from(self, other: OnlineClassifier) -> None:
+        """Copy ``other``'s fc4, fc5 and head into this classifier (a learner thread publishing)."""
+        with torch.no_grad():
+            for mine, theirs in zip(self.learnt_parameters(), other.learnt_parameters(), strict=True):
+                mine.copy_(theirs)
+
     def logits(self, fused: torch.Tensor) -> torch.Tensor:
         """(N, 2) float logits in evaluation mode (no dropout, no gradients)."""
         self.model.eval()

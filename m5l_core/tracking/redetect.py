@@ -3,8 +3,9 @@
 After ``after_lost`` failed frames the target has probably left the local search (out of view,
 occluded, a jump). Candidates of the last good size are laid on a grid with a step of
 ``stride`` target sides over the whole image and grouped into square tiles of ``tile`` target
-sides; each frame scores one tile (one crop about as large as an ordinary frame's and fewer
-candidates than the local search), in raster order, starting again after the last tile. The
+sides; each frame scores one tile (one crop at most ``search.max_area_ratio`` ordinary crops,
+at a coarser scale where the tile needs it, and fewer candidates than the local search), in
+raster order, starting again after the last tile. The
 tracker takes a tile's best candidate when it scores like a good frame and better than the
 local search.
 """

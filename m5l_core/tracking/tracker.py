@@ -22,7 +22,9 @@ draws (fc6 init, dropout) from a private stream, both reset by ``initialize``.
 
 from __future__ import annotations
 
+import copy
 import time
+import weakref
 
 import numpy as np
 import torch
@@ -74,7 +76,8 @@ class M5LTracker:
         self._box: np.ndarray | None = None
         self._trans = self.config.search.trans
         self._target_size = self.config.search.target_size or RTMDNET_TARGET_SIZE
-        self.learner = Learner(self.config.budget)
+        self.learner = Learner(self.config.budget, publish=_publisher(self))
+        weakref.finalize(self, self.learner.stop)   # a dropped tracker leaves no learner thread behind
         self.motion = MotionModel(self.config.search)
         self.reference = ScoreReference(self.config.failure, self.config.search.success_threshold)
         self.last_region: SearchRegion | None = None   # the crop of the last frame (for reports)
@@ -100,6 +103,12 @@ class M5LTracker:
         """Start on ``box``; ``stamp`` (seconds, optional) is the frame's time, for time-aware search."""
         rgb, thermal = prepare_pair(rgb, thermal, self.config.preprocess)
         box = _check_box(box, rgb.shape)
+        with self.learner.exclusive():
+            self._initialize(rgb, thermal, box, stamp)
+
+    def _initialize(self, rgb: np.ndarray, thermal: np.ndarray, box: np.ndarray, stamp: float | None) -> None:
+        self.learner.clear()
+        self.learner.take_error()
         self.model.load_state_dict(self._initial_state)
         self._rng = np.random.default_rng(self.seed)
         self._torch_rng = PrivateTorchRng(self.seed, self.device)
@@ -107,23 +116,37 @@ class M5LTracker:
         self._box, self._trans, self._frame, self._lost = box, self.config.search.trans, 0, 0
         self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0,
                          "redetections": 0, "learning_steps": 0}
-        self.learner.clear()
         self.motion.reset(box, stamp)
         self.sweep = TileSweep(self.config.redetect, self._image_size)
         try:
             with self._torch_rng.active():
                 self.classifier = OnlineClassifier(self.model, self.model.new_head(), self.config.optim,
                                                    self._autocast)
+                self._new_trainer()
                 FirstFrameFit(self).run(rgb, thermal, box)
-                self._update_optimizer = self.classifier.optimizer(self.config.update.lr)
+                self._update_optimizer = self.trainer.optimizer(self.config.update.lr)
         except BaseException:
             self._box = None   # a failed initialisation leaves the tracker uninitialised
             raise
+
+    def _new_trainer(self) -> None:
+        """What online learning trains: the scoring classifier itself, or, with a learner thread, a
+        copy of it (a new one per target: a step of the last target may still be running) whose
+        weights are published to the scoring one after every step."""
+        if not self.learner.threaded:
+            self.trainer, self._learn_rng = self.classifier, self._rng
+            return
+        self.trainer = OnlineClassifier(copy.deepcopy(self.model), copy.deepcopy(self.classifier.head),
+                                        self.config.optim, self._autocast)
+        self._learn_rng = np.random.default_rng([self.seed, 1])
 
     def track(self, rgb: np.ndarray, thermal: np.ndarray, stamp: float | None = None) -> TrackResult:
         """The target in this frame; ``stamp`` (seconds, optional) lets dropped frames widen the search."""
         if self._box is None:
             raise TrackerError("track() called before initialize()")
+        error = self.learner.take_error()
+        if error is not None:
+            raise TrackerError(f"online learning failed on the learner thread: {error}") from error
         started = time.perf_counter()
         timer = StageTimer(self.device)
         with timer.stage("preprocess"):
@@ -131,15 +154,14 @@ class M5LTracker:
             if (rgb.shape[1], rgb.shape[0]) != self._image_size:
                 raise TrackerError(f"frame size {rgb.shape[1]}x{rgb.shape[0]} differs from the first frame's "
                                    f"{self._image_size[0]}x{self._image_size[1]}")
-            self.motion.advance(stamp)
-            centre_box = self.motion.predict(self._box)
-            spread = self._spread()
-            candidates = self._generator("gaussian", spread, self.config.search.scale, clip=True).draw(
-                centre_box, self.config.search.n_candidates, self._rng)
-            region = self.last_region = self._capped_region(candidates, spread)
+            with self.learner.exclusive():
+                candidates, region = self._candidates(stamp)
             images = self._network_input(*crop_pair(rgb, thermal, region))
-        with self._torch_rng.active():
-            result = self._locate(images, region, candidates, timer)
+        with timer.stage("features"):
+            # the one part that runs while a learner thread may take a step (it never touches the convs)
+            feats = self._features(*images)
+        with self.learner.exclusive(), self._torch_rng.active():
+            result = self._locate(feats, region, candidates, timer)
             if self._redetecting():
                 with timer.stage("redetect"):
                     result = self._redetect(rgb, thermal, result)
@@ -148,10 +170,24 @@ class M5LTracker:
                 # the first box after initialize goes out at once; learning resumes on the next frame
                 if self._frame > 1:
                     self.counters["learning_steps"] += self.learner.run_frame(started)
-        self._box = result.pop("search_box")
+            if self.learner.threaded:
+                self.counters["learning_steps"] = self.learner.steps
+            self._box = result.pop("search_box")
         return TrackResult(box=result["box"], score=result["score"], success=result["success"],
                            rgb_weight=result["weights"][0], thermal_weight=result["weights"][1],
                            timings={**timer.seconds, "total": sum(timer.seconds.values())})
+
+    def _candidates(self, stamp: float | None) -> tuple[np.ndarray, SearchRegion]:
+        """This frame's candidate boxes and the crop that holds them."""
+        self.motion.advance(stamp)
+        centre_box = self.motion.predict(self._box)
+        spread = self._spread()
+        search = self.config.search
+        aspect = search.aspect if search.aspect > 1.0 else None
+        candidates = self._generator("gaussian", spread, search.scale, aspect=aspect, clip=True).draw(
+            centre_box, search.n_candidates, self._rng)
+        region = self.last_region = self._capped_region(candidates, spread)
+        return candidates, region
 
     def warm_up(self) -> None:
         """One throw-away initialisation and frame on a synthetic image, so that the first real box
@@ -165,9 +201,16 @@ class M5LTracker:
         self._box = None
 
     def finish_learning(self) -> int:
-        """Run every pending learning step now (e.g. while the robot stands still); returns how many."""
-        with self._torch_rng.active():
+        """Run every pending learning step now (e.g. while the robot stands still; with a learner
+        thread, wait until it has run them); returns how many ran meanwhile."""
+        if self.learner.threaded:
             return self.learner.run_all()
+        with self.learner.exclusive(), self._torch_rng.active():
+            return self.learner.run_all()
+
+    def close(self) -> None:
+        """Stop the learner thread, if one runs (also done when the tracker is garbage-collected)."""
+        self.learner.stop()
 
     # -- one frame ------------------------------------------------------------------------------
     def _spread(self) -> float:
@@ -176,11 +219,9 @@ class M5LTracker:
         base = self.config.search.trans if self._redetecting() else self._trans
         return self.motion.spread(base)
 
-    def _locate(self, images, region: SearchRegion, candidates: np.ndarray, timer: StageTimer) -> dict:
+    def _locate(self, feats, region: SearchRegion, candidates: np.ndarray, timer: StageTimer) -> dict:
         cfg = self.config
         self._frame += 1
-        with timer.stage("features"):
-            feats = self._features(*images)
         with timer.stage("scoring"):
             fused, weights = self._pool(feats, region, candidates)
             scores = self.classifier.scores(fused)
@@ -236,7 +277,7 @@ class M5LTracker:
             self.counters["long_term_updates"] += 1
         else:
             return
-        run = TrainingRun(self.classifier, self._update_optimizer, pos, self._neg_memory.latest(),
+        run = TrainingRun(self.trainer, self._update_optimizer, pos, self._neg_memory.latest(),
                           upd.iterations, self._rng)
         self.learner.submit("update", _steps(run))
 
@@ -266,7 +307,7 @@ class M5LTracker:
         if not self.sweep.active:
             self.sweep.start(self._box[2:])
         tile = self.sweep.next_tile()
-        region = self._region(tile)
+        region = self._capped_region(tile)
         feats = self._features(*self._network_input(*crop_pair(rgb, thermal, region)))
         fused, weights = self._pool(feats, region, tile)
         scores = self.classifier.scores(fused)
@@ -290,12 +331,13 @@ class M5LTracker:
         return region_around(boxes, self._box[2:], search.padding, target_size or self._target_size,
                              search.max_crop_side, self.model.geometry)
 
-    def _capped_region(self, candidates: np.ndarray, spread: float) -> SearchRegion:
-        """The crop of ``candidates``, at a coarser scale when a widened spread would make it larger
-        than ``max_area_ratio`` ordinary crops (so a widened frame costs about an ordinary one)."""
+    def _capped_region(self, candidates: np.ndarray, spread: float | None = None) -> SearchRegion:
+        """The crop of ``candidates``, at a coarser scale when a widened spread (or a re-detection
+        tile: ``spread`` None) would make it larger than ``max_area_ratio`` ordinary crops (so a
+        widened frame costs about an ordinary one)."""
         region = self._region(candidates)
         search = self.config.search
-        if spread <= search.trans:
+        if spread is not None and spread <= search.trans:
             return region
         ordinary = self._region(_hull_corners(self._box, search.trans, search.scale))
         limit = search.max_area_ratio * _area(ordinary)
@@ -334,6 +376,17 @@ class M5LTracker:
         self._neg_memory = FrameMemory(upd.short_term_frames)
         self._pos_memory.add(_subset(pos, upd.n_pos, self._rng).to(self._store_dtype))
         self._neg_memory.add(_subset(neg, upd.n_neg, self._rng).to(self._store_dtype))
+
+
+def _publisher(tracker: M5LTracker):
+    """The learner's publish callback; weak, so a learner thread does not keep its tracker alive."""
+    ref = weakref.ref(tracker)
+
+    def publish() -> None:
+        t = ref()
+        if t is not None and t.trainer is not t.classifier:
+            t.classifier.load_weights_from(t.trainer)
+    return publish
 
 
 def _steps(run: TrainingRun):

@@ -1,16 +1,18 @@
 """``m5l-realtime-bench``: lockstep and realtime replays of a set of 30 Hz 640x480 bags, in one table.
 
     m5l-realtime-bench --out rt_bench [--synthetic 4] [--real-dev ../shared/data/real_dev]
-                       [--fps 30] [--frames 150] [--set budget.mode=time ...]
+                       [--fps 30] [--frames 150] [--realtime-learning thread] [--set KEY=VALUE ...]
 
 Bags: ``--synthetic N`` held-out synthetic sequences (seed 7001, one challenge each, as
 ``m5l-demo --challenges each``) and every sequence of ``--real-dev`` (default
 ``../shared/data/real_dev`` where that folder exists), each resized to ``--size`` and written as a
-``--fps`` bag. Every bag is replayed through the node in lockstep (what the tracker can do) and
-in realtime at 1x (what a robot sees). Per bag: lockstep PR, realtime PR, outputs/s, latency
-p50/p95 and the time from the first frame (with the initial box) to the first tracked box;
-printed as a Markdown table and written to ``--out/summary.json``. A benchmark that reports
-(numbers depend on the CPU and its other load); it never fails on a number.
+``--fps`` bag. Every bag is replayed through the node in lockstep (what the tracker can do, with
+the deterministic learning budget) and in realtime at 1x (what a robot sees, learning on a learner
+thread as the launch file's config/track.yaml has it; ``--realtime-learning``). Per bag:
+lockstep PR, realtime PR, outputs/s, latency p50/p95 and the time from the first frame (with the
+initial box) to the first tracked box; printed as a Markdown table and written to
+``--out/summary.json``. A benchmark that reports (numbers depend on the CPU and its other
+load); it never fails on a number.
 """
 
 from __future__ import annotations
@@ -95,7 +97,10 @@ def make_bags(args) -> list[Path]:
 def replay(args, bag: Path, mode: str) -> RunReport:
     argv = ["--bag", str(bag), "--mode", mode, "--out", str(args.out / "replays" / f"{bag.name}.{mode}"),
             "--device", "cpu", "--quiet"]
-    for setting in args.overrides:
+    settings = list(args.overrides)
+    if mode == "realtime":
+        settings.append(f"budget.mode={args.realtime_learning}")
+    for setting in settings:
         argv += ["--set", setting]
     if args.params_file is not None:
         argv += ["--params-file", str(args.params_file)]
@@ -134,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params-file", type=Path, help="node parameter YAML (e.g. config/track.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="TrackerConfig override for the node (repeatable)")
+    parser.add_argument("--realtime-learning", choices=("thread", "steps", "time"), default="thread",
+                        help="budget.mode of the realtime replays (default thread, as config/track.yaml "
+                             "sets for a live robot); lockstep replays keep the deterministic steps "
+                             "unless --set says otherwise")
     return parser
 
 
