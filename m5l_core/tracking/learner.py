@@ -58,7 +58,8 @@ class Learner:
 
     @property
     def pending(self) -> tuple[str, ...]:
-        """Kinds of the queued jobs, the one whose turn is next first (and the one in progress)."""
+        """Kinds of the queued jobs, the one whose turn is next first (a job whose step runs on the
+        learner thread right now is back in the queue after it)."""
         with self._queue:
             return tuple(kind for kind, _ in self._jobs)
 
