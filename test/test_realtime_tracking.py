@@ -273,9 +273,8 @@ def test_a_redetection_tile_costs_about_an_ordinary_frame(frames):
     t.sweep.start(gt[0][2:])
     tile = t.sweep.next_tile()
     uncapped, capped = t._region(tile), t._capped_region(tile)
-    area = lambda r: r.out_size[0] * r.out_size[1]   # noqa: E731
-    assert area(uncapped) > 3 * area(ordinary), "the test needs a tile larger than the cap"
-    assert area(capped) <= 1.05 * t.config.search.max_area_ratio * area(ordinary)
+    assert uncapped.area > 3 * ordinary.area, "the test needs a tile larger than the cap"
+    assert capped.area <= 1.05 * t.config.search.max_area_ratio * ordinary.area
 
 
 def test_candidates_keep_the_aspect_unless_aspect_jitter_is_asked_for(clean):

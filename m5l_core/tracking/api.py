@@ -49,3 +49,16 @@ class RGBTTracker(Protocol):
 
 class TrackerError(ValueError):
     """The tracker was misused: ``track`` before ``initialize``, or an invalid initial box."""
+
+
+def check_initial_box(box, image_shape) -> np.ndarray:
+    """``box`` as a (4,) float array; TrackerError naming the box when it cannot start a track."""
+    box = np.asarray(box, dtype=np.float64).reshape(-1)
+    if box.shape != (4,) or not np.all(np.isfinite(box)):
+        raise TrackerError(f"initial box must be 4 finite numbers x, y, w, h; got {box.tolist()}")
+    if box[2] <= 0 or box[3] <= 0:
+        raise TrackerError(f"initial box must have a positive width and height; got {box.tolist()}")
+    height, width = image_shape[:2]
+    if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+        raise TrackerError(f"initial box {box.tolist()} lies outside the {width}x{height} frame")
+    return box

@@ -56,8 +56,7 @@ class FirstFrameFit:
         else:
             _run_all(TrainingRun(t.trainer, optimizer, pos_f, neg_f, init.quick_iterations, t._rng,
                                  neg_candidates=min(t.config.optim.neg_candidates, len(neg_f))))
-        if t.trainer is not t.classifier:
-            t.classifier.load_weights_from(t.trainer)
+        t._publish_weights()
         t._new_memories(pos_f, neg_f)
         t.reference.reset(t.classifier.scores(pos_f).cpu().numpy())
         if quick:

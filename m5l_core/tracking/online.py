@@ -15,6 +15,7 @@ tracker's learning budget (learner.py) can spread it over frames without changin
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -100,6 +101,19 @@ class OnlineClassifier:
             return candidates
         positive_logit = self.logits(candidates)[:, 1]
         return candidates.index_select(0, positive_logit.topk(keep).indices)
+
+
+def weight_publisher(owner) -> Callable[[], None]:
+    """The learner's publish callback for a tracker: copies ``owner.trainer`` into
+    ``owner.classifier`` where online learning trains a copy (learner thread). Weak, so a learner
+    thread does not keep its tracker alive."""
+    ref = weakref.ref(owner)
+
+    def publish() -> None:
+        t = ref()
+        if t is not None and t.trainer is not t.classifier:
+            t.classifier.load_weights_from(t.trainer)
+    return publish
 
 
 class TrainingRun:

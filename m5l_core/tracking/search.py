@@ -38,6 +38,11 @@ class SearchRegion:
     feature_offset: float           # the backbone's receptive-field offset, crop pixels
     margin: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (mx, my) in frame pixels
 
+    @property
+    def area(self) -> float:
+        """Crop pixels: what the conv layers pay for."""
+        return float(self.out_size[0] * self.out_size[1])
+
     def rois(self, boxes: np.ndarray, device: torch.device) -> torch.Tensor:
         """``(N, 5)`` RoIs for ``M5LNet.pool`` (context grown, receptive-field aligned)."""
         rois = torch.from_numpy(boxes_to_rois(boxes, self.box, self.out_size, 0, context=self.context))
@@ -76,6 +81,15 @@ def region_around(boxes: np.ndarray, target_wh: np.ndarray, context: float, targ
     out = np.clip(np.round(box[2:] * scale), min_side, max(max_side, min_side)).astype(int)
     return SearchRegion(box=box, out_size=(int(out[0]), int(out[1])), context=context, margin=margin,
                         feature_offset=geometry.offset)
+
+
+def hull_corners(box: np.ndarray, trans: float, scale: float) -> np.ndarray:
+    """Two boxes spanning the hull of Gaussian candidates around ``box`` with spread ``trans`` (see
+    sampling.py: offsets reach ``trans`` mean sides, sizes ``scale`` times)."""
+    reach = trans * float(np.mean(box[2:]))
+    size = box[2:] * scale
+    centre = box[:2] + box[2:] / 2
+    return np.array([[*(centre - reach - size / 2), *size], [*(centre + reach - size / 2), *size]])
 
 
 def crop_pair(rgb: np.ndarray, thermal: np.ndarray, region: SearchRegion) -> tuple[np.ndarray, np.ndarray]:

@@ -31,14 +31,14 @@ import torch
 
 from m5l_core.preprocess import prepare_pair, to_network_input
 from m5l_core.sampling import SampleGenerator
-from m5l_core.tracking.api import TrackerError, TrackResult
+from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
 from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.memory import FrameMemory
 from m5l_core.tracking.motion import MotionModel
-from m5l_core.tracking.online import OnlineClassifier, TrainingRun
+from m5l_core.tracking.online import OnlineClassifier, TrainingRun, weight_publisher
 from m5l_core.tracking.redetect import TileSweep
 from m5l_core.tracking.runtime import (
     PrivateTorchRng,
@@ -47,7 +47,7 @@ from m5l_core.tracking.runtime import (
     resolve_device,
     resolve_precision,
 )
-from m5l_core.tracking.search import SearchRegion, crop_pair, region_around
+from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners, region_around
 
 RTMDNET_TARGET_SIZE = 107  # target side in crop pixels when neither config nor checkpoint gives one
 POOL_CHUNK = 2048     # RoIs pooled per call on the first frame (bounds peak memory)
@@ -76,7 +76,8 @@ class M5LTracker:
         self._box: np.ndarray | None = None
         self._trans = self.config.search.trans
         self._target_size = self.config.search.target_size or RTMDNET_TARGET_SIZE
-        self.learner = Learner(self.config.budget, publish=_publisher(self))
+        self._publish_weights = weight_publisher(self)
+        self.learner = Learner(self.config.budget, publish=self._publish_weights)
         weakref.finalize(self, self.learner.stop)   # a dropped tracker leaves no learner thread behind
         self.motion = MotionModel(self.config.search)
         self.reference = ScoreReference(self.config.failure, self.config.search.success_threshold)
@@ -102,7 +103,7 @@ class M5LTracker:
     def initialize(self, rgb: np.ndarray, thermal: np.ndarray, box, stamp: float | None = None) -> None:
         """Start on ``box``; ``stamp`` (seconds, optional) is the frame's time, for time-aware search."""
         rgb, thermal = prepare_pair(rgb, thermal, self.config.preprocess)
-        box = _check_box(box, rgb.shape)
+        box = check_initial_box(box, rgb.shape)
         with self.learner.exclusive():
             self._initialize(rgb, thermal, box, stamp)
 
@@ -339,13 +340,13 @@ class M5LTracker:
         search = self.config.search
         if spread is not None and spread <= search.trans:
             return region
-        ordinary = self._region(_hull_corners(self._box, search.trans, search.scale))
-        limit = search.max_area_ratio * _area(ordinary)
+        ordinary = self._region(hull_corners(self._box, search.trans, search.scale))
+        limit = search.max_area_ratio * ordinary.area
         size = float(self._target_size)
         for _ in range(3):   # the margin does not shrink with the scale: converge in a few rounds
-            if _area(region) <= limit:
+            if region.area <= limit:
                 break
-            size *= float(np.sqrt(limit / _area(region)))
+            size *= float(np.sqrt(limit / region.area))
             region = self._region(candidates, size)
         return region
 
@@ -378,47 +379,11 @@ class M5LTracker:
         self._neg_memory.add(_subset(neg, upd.n_neg, self._rng).to(self._store_dtype))
 
 
-def _publisher(tracker: M5LTracker):
-    """The learner's publish callback; weak, so a learner thread does not keep its tracker alive."""
-    ref = weakref.ref(tracker)
-
-    def publish() -> None:
-        t = ref()
-        if t is not None and t.trainer is not t.classifier:
-            t.classifier.load_weights_from(t.trainer)
-    return publish
-
-
 def _steps(run: TrainingRun):
     """A training run as a learner job: one SGD iteration per step."""
     while run.remaining:
         run.step()
         yield
-
-
-def _hull_corners(box: np.ndarray, trans: float, scale: float) -> np.ndarray:
-    """Two boxes spanning the hull of Gaussian candidates with spread ``trans`` (see sampling.py:
-    offsets reach ``trans`` mean sides, sizes ``scale`` times)."""
-    reach = trans * float(np.mean(box[2:]))
-    size = box[2:] * scale
-    centre = box[:2] + box[2:] / 2
-    return np.array([[*(centre - reach - size / 2), *size], [*(centre + reach - size / 2), *size]])
-
-
-def _area(region: SearchRegion) -> float:
-    return float(region.out_size[0] * region.out_size[1])
-
-
-def _check_box(box, image_shape) -> np.ndarray:
-    box = np.asarray(box, dtype=np.float64).reshape(-1)
-    if box.shape != (4,) or not np.all(np.isfinite(box)):
-        raise TrackerError(f"initial box must be 4 finite numbers x, y, w, h; got {box.tolist()}")
-    if box[2] <= 0 or box[3] <= 0:
-        raise TrackerError(f"initial box must have a positive width and height; got {box.tolist()}")
-    height, width = image_shape[:2]
-    if box[0] >= width or box[1] >= height or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
-        raise TrackerError(f"initial box {box.tolist()} lies outside the {width}x{height} frame")
-    return box
 
 
 def _subset(features: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
