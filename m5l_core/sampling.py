@@ -6,6 +6,10 @@ Three kinds of sample generator:
   ``scale ** clip(N(0, 0.5^2), -1, 1)``, the RT-MDNet parameterisation;
 * ``uniform`` — offsets uniform in ``+-trans * mean side``, scale exponent uniform in ``+-1``;
 * ``whole`` — boxes anywhere in the image, side from 10 % to 70 % of the frame (negatives).
+
+:func:`inner_boxes` draws boxes lying inside the target, smaller than it: negatives that teach
+a classifier that a part of the target is not the target (without them a classifier scores a
+box filled by the target above one that also holds its edges, and the tracked box shrinks).
 """
 
 from __future__ import annotations
@@ -92,3 +96,16 @@ class SampleGenerator:
         if len(pool) > n:
             pool = pool[rng.choice(len(pool), n, replace=False)]
         return pool
+
+
+def inner_boxes(box, n: int, rng: np.random.Generator, scale_range: tuple[float, float]) -> np.ndarray:
+    """``n`` boxes inside ``box`` with its aspect and ``scale_range`` times its sides (uniform), at
+    uniform positions (IoU with ``box`` = scale squared)."""
+    box = np.asarray(box, dtype=np.float64)
+    low, high = scale_range
+    if not 0.0 < low <= high < 1.0:
+        raise ValueError(f"inner box scales must satisfy 0 < low <= high < 1, got {scale_range}")
+    scale = low + (high - low) * rng.random((n, 1))
+    sides = box[2:] * scale
+    corners = box[:2] + (box[2:] - sides) * rng.random((n, 2))
+    return np.concatenate([corners, sides], axis=1)

@@ -162,6 +162,29 @@ def test_a_learner_thread_runs_jobs_without_frames_and_publishes_outside_the_tra
     assert thread is not None and not thread.is_alive()
 
 
+
+def test_the_learner_thread_rests_after_each_step_and_a_stop_ends_the_rest():
+    step_ends = []
+
+    def job():
+        for _ in range(3):
+            time.sleep(0.02)
+            step_ends.append(time.perf_counter())
+            yield
+    learner = Learner(BudgetConfig(mode="thread", thread_duty=0.5))
+    learner.submit("update", job())
+    learner.run_all()
+    rests = np.diff(step_ends)
+    assert learner.steps == 3 and np.all(rests >= 0.035), "a 20 ms step is followed by ~20 ms of rest"
+    resting = Learner(BudgetConfig(mode="thread", thread_duty=0.05))   # a 20 ms step: 380 ms of rest
+    resting.submit("update", job())
+    deadline = time.perf_counter() + 5.0
+    while resting.steps < 1 and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    started = time.perf_counter()
+    resting.stop()
+    assert time.perf_counter() - started < 0.3 and resting.steps == 1
+
 def test_a_tracker_with_a_learner_thread_tracks_learns_and_leaves_no_thread_behind(clean):
     t = tracker(budget={"mode": "thread"}, init={"iterations": 20, "quick_iterations": 2},
                 update={"long_term_interval": 3})
@@ -264,14 +287,31 @@ def test_redetection_finds_the_target_after_it_leaves_and_returns(frames, withou
     assert np.all(ious(without_redetection, gt)[back:] < 0.1), "without re-detection it stays lost"
 
 
+
+def test_a_learner_thread_redetects_without_the_tracking_thread_scoring_tiles():
+    rgb, thermal, gt = scene(frames=48)
+    t = tracker(redetect={"after_lost": 3}, budget={"mode": "thread"})
+    t.initialize(rgb[0], thermal[0], gt[0])
+    results, tile_seconds = [], []
+    for i in range(1, len(rgb)):
+        results.append(t.track(rgb[i], thermal[i]))
+        tile_seconds.append(results[-1].timings.get("redetect", 0.0))
+        t.finish_learning()   # let the tile job finish before the next frame: a repeatable test
+    t.close()
+    overlap = ious(results, gt)
+    back = GONE[1] - 1
+    assert t.counters["redetections"] >= 1
+    assert np.nanmax(overlap[back:back + 20]) > 0.5 and np.all(overlap[-5:] > 0.5)
+    assert max(tile_seconds) < 0.01, "the tracking thread only queues tiles"
+
 def test_a_redetection_tile_costs_about_an_ordinary_frame(frames):
     """A tile larger than max_area_ratio ordinary crops is cropped at a coarser scale."""
     rgb, thermal, gt = frames
     t = tracker(redetect={"tile": 8.0})
     t.initialize(rgb[0], thermal[0], gt[0])
     ordinary = t._capped_region(t._candidates(None)[0], t.config.search.trans)
-    t.sweep.start(gt[0][2:])
-    tile = t.sweep.next_tile()
+    t.redetection.sweep.start(gt[0][2:])
+    tile = t.redetection.sweep.next_tile()
     uncapped, capped = t._region(tile), t._capped_region(tile)
     assert uncapped.area > 3 * ordinary.area, "the test needs a tile larger than the cap"
     assert capped.area <= 1.05 * t.config.search.max_area_ratio * ordinary.area

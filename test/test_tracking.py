@@ -14,13 +14,14 @@ from m5l_core.config import describe, from_dict
 from m5l_core.datasets.synthetic import SyntheticConfig, generate_sequence
 from m5l_core.geometry import centers, overlap_ratio
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, save_checkpoint
+from m5l_core.sampling import inner_boxes
 from m5l_core.tracking import M5LTracker, TrackerConfig, TrackerError, TrackResult, TrackState, load_tracker
 
 # Few samples and iterations, larger steps and a small crop scale: the full procedure, only cheaper.
 FAST_SETTINGS = {
     "search": {"n_candidates": 64, "target_size": 48},
-    "init": {"n_pos": 50, "n_neg": 200, "iterations": 20, "lr": 1e-3},
-    "update": {"n_pos": 20, "n_neg": 50, "iterations": 3, "lr": 1e-3},
+    "init": {"n_pos": 50, "n_neg": 200, "n_inner_neg": 20, "iterations": 20, "lr": 1e-3},
+    "update": {"n_pos": 20, "n_neg": 50, "n_inner_neg": 5, "iterations": 3, "lr": 1e-3},
     "optim": {"neg_candidates": 128},
     "bbreg": {"n_samples": 100},
 }
@@ -165,6 +166,42 @@ def test_misuse_is_a_clear_error(checkpoint, sequence):
     for bad in ([0, 0, 0, 10], [1, 2, 3], [5000, 5000, 10, 10], [np.nan, 0, 5, 5]):
         with pytest.raises(TrackerError):
             tracker.initialize(sequence.rgb[0], sequence.thermal[0], bad)
+
+
+
+def test_inner_negatives_lie_inside_the_target_below_the_negative_overlap():
+    target = np.array([40.0, 30.0, 60.0, 20.0])
+    boxes = inner_boxes(target, 500, np.random.default_rng(0), (0.3, 0.5))
+    assert np.all(boxes[:, :2] >= target[:2])
+    assert np.all(boxes[:, :2] + boxes[:, 2:] <= target[:2] + target[2:])
+    np.testing.assert_allclose(boxes[:, 2] / boxes[:, 3], 3.0)   # the target's aspect
+    np.testing.assert_allclose(overlap_ratio(boxes, target), (boxes[:, 2] / 60.0) ** 2)
+    assert overlap_ratio(boxes, target).min() >= 0.09 and overlap_ratio(boxes, target).max() <= 0.25
+    with pytest.raises(ValueError, match="inner box scales"):
+        inner_boxes(target, 1, np.random.default_rng(0), (0.5, 1.2))
+
+
+def test_inner_negatives_join_the_first_frame_and_every_frames_negatives(checkpoint, sequence, monkeypatch):
+    import m5l_core.tracking.tracker as tracker_module
+
+    drawn = []
+
+    def recording(box, n, rng, scale_range):
+        boxes = inner_boxes(box, n, rng, scale_range)
+        drawn.append(boxes)
+        return boxes
+
+    monkeypatch.setattr(tracker_module, "inner_boxes", recording)
+    every_frame = {"search": {"success_threshold": -100.0}, "failure": {"calibrated": False}}   # learn all
+    config = fast_config(init={"n_inner_neg": 40, "neg_iou_max": 0.2}, update={"n_inner_neg": 7},
+                         **every_frame)
+    tracker = load_tracker(checkpoint, config, device="cpu", seed=0)
+    run(tracker, sequence, frames=3)
+    assert [len(boxes) for boxes in drawn] == [40, 7, 7, 7]
+    # first-frame sides capped so that the IoU stays below its neg_iou_max (0.2 here)
+    assert drawn[0][:, 2].max() / sequence.gt_rgb[0][2] <= np.sqrt(0.2) + 1e-9
+    per_frame = [len(f) for f in tracker._neg_memory._frames]
+    assert len(per_frame) == 4 and min(per_frame[1:]) >= 7
 
 
 def test_every_setting_is_described_for_ros_parameters():

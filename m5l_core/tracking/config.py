@@ -67,6 +67,8 @@ class InitConfig:
     pos_scale: float = param(1.2, "positive sampler scale base", low=1.0, high=3.0)
     neg_trans: float = param(1.0, "negative sampler spread (uniform)", low=0.0, high=5.0)
     neg_scale: float = param(2.0, "negative sampler scale base", low=1.0, high=3.0)
+    n_inner_neg: int = param(500, "extra negatives inside the target, smaller than it (sides: "
+                                  "update.inner_scale); 0 = RT-MDNet's negatives only", low=0, high=50000)
     iterations: int = param(50, "SGD iterations of first-frame fine-tuning", low=0, high=1000)
     lr: float = param(1e-4, "learning rate of first-frame fine-tuning", low=0.0, high=1.0)
     quick_iterations: int = param(5, "quick start: iterations done inside initialize() on a subset of the "
@@ -90,6 +92,12 @@ class UpdateConfig:
     neg_trans: float = param(1.5, "negative sampler spread (uniform); kept inside the search crop",
                              low=0.0, high=5.0)
     neg_scale: float = param(1.2, "negative sampler scale base", low=1.0, high=3.0)
+    n_inner_neg: int = param(20, "extra negatives per successful frame inside the result, smaller than it "
+                                 "(see inner_scale); 0 = RT-MDNet's negatives only", low=0, high=5000)
+    inner_scale: tuple[float, float] = param(
+        (0.3, 0.55), "side range, in target sides, of the negatives inside the target (IoU = scale squared, "
+                     "capped below each sampler's neg_iou_max): they keep the box from shrinking onto a part "
+                     "of the target")
     iterations: int = param(15, "SGD iterations per update", low=0, high=1000)
     lr: float = param(3e-4, "learning rate of online updates", low=0.0, high=1.0)
     short_term_frames: int = param(20, "frames of samples used by short-term updates (and kept negatives)",
@@ -177,6 +185,10 @@ class BudgetConfig:
                             low=0.0, high=100000.0)
     thread_nice: int = param(10, "thread mode: nice value added to the learner thread (Linux), so tracking "
                                  "and the rest of the robot come first", low=0, high=19)
+    thread_duty: float = param(0.5, "thread mode: the share of wall-clock time the learner thread may be "
+                                    "busy (it rests in proportion after each step), so the tracking thread, "
+                                    "the GIL and the robot's other nodes keep the rest; 1 = no rest",
+                               low=0.05, high=1.0)
     pool_batch: int = param(512, "first-frame samples pooled per step when the quick start defers them",
                             low=1, high=100000)
 

@@ -14,8 +14,11 @@ pooling one batch of first-frame samples, fitting the box regressor. Three sched
   on a second core, while the tracking thread goes on with the next frame. The jobs then train a
   copy of the classifier, and after every step ``publish`` copies its weights to the one that
   scores, under :meth:`Learner.exclusive`; a step itself holds no lock, so the tracking thread
-  waits at most for that copy. What a frame sees depends on timing, so it is not reproducible:
-  the schedule for a live robot, not for benchmarks.
+  waits at most for that copy. After each step the thread rests in proportion to it
+  (``thread_duty``), so a learner with a long queue (a sequence of failures, each queueing a
+  short-term update) does not take a whole core and the interpreter lock from the tracking
+  thread and the robot's other nodes. What a frame sees depends on timing, so it is not
+  reproducible: the schedule for a live robot, not for benchmarks.
 
 The tracking thread holds :meth:`Learner.exclusive` while it scores and queues jobs. Lock order:
 ``exclusive`` before the queue's own lock, on both threads.
@@ -150,6 +153,7 @@ class Learner:
                 kind, job = self._jobs.pop(0)
                 generation, self._running = self._generation, True
             finished, error = False, None
+            started = time.perf_counter()
             try:
                 next(job)
             except StopIteration:
@@ -170,6 +174,14 @@ class Learner:
                         self._publish()
                 self._queue.notify_all()
             job = None   # an unfinished dropped job must not keep its tracker alive while idle
+            self._rest(time.perf_counter() - started)
+
+    def _rest(self, busy: float) -> None:
+        """Sleep in proportion to the step just run (``thread_duty``); a stop cuts the rest short."""
+        duty = self.config.thread_duty
+        if duty < 1.0:
+            with self._queue:
+                self._queue.wait_for(lambda: self._stopping, timeout=busy * (1.0 - duty) / duty)
 
     def _step(self) -> bool:
         """One step of the job whose turn it is, on the calling thread; False when nothing is pending."""

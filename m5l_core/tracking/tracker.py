@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from m5l_core.preprocess import prepare_pair, to_network_input
-from m5l_core.sampling import SampleGenerator
+from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.failure import ScoreReference
@@ -39,7 +39,7 @@ from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.memory import FrameMemory
 from m5l_core.tracking.motion import MotionModel
 from m5l_core.tracking.online import OnlineClassifier, TrainingRun, weight_publisher
-from m5l_core.tracking.redetect import TileSweep
+from m5l_core.tracking.redetect import Redetection
 from m5l_core.tracking.runtime import (
     PrivateTorchRng,
     StageTimer,
@@ -118,7 +118,7 @@ class M5LTracker:
         self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0,
                          "redetections": 0, "learning_steps": 0}
         self.motion.reset(box, stamp)
-        self.sweep = TileSweep(self.config.redetect, self._image_size)
+        self.redetection = Redetection(self)
         try:
             with self._torch_rng.active():
                 self.classifier = OnlineClassifier(self.model, self.model.new_head(), self.config.optim,
@@ -165,7 +165,7 @@ class M5LTracker:
             result = self._locate(feats, region, candidates, timer)
             if self._redetecting():
                 with timer.stage("redetect"):
-                    result = self._redetect(rgb, thermal, result)
+                    result = self.redetection.frame(rgb, thermal, result)
             self._after_frame(result)
             with timer.stage("update"):
                 # the first box after initialize goes out at once; learning resumes on the next frame
@@ -180,6 +180,10 @@ class M5LTracker:
 
     def _candidates(self, stamp: float | None) -> tuple[np.ndarray, SearchRegion]:
         """This frame's candidate boxes and the crop that holds them."""
+        found = self.redetection.take_proposal()
+        if found is not None and self._redetecting():
+            self.counters["redetections"] += 1
+            self._box = found
         self.motion.advance(stamp)
         centre_box = self.motion.predict(self._box)
         spread = self._spread()
@@ -205,9 +209,13 @@ class M5LTracker:
         """Run every pending learning step now (e.g. while the robot stands still; with a learner
         thread, wait until it has run them); returns how many ran meanwhile."""
         if self.learner.threaded:
-            return self.learner.run_all()
+            ran = self.learner.run_all()
+            self.counters["learning_steps"] = self.learner.steps
+            return ran
         with self.learner.exclusive(), self._torch_rng.active():
-            return self.learner.run_all()
+            ran = self.learner.run_all()
+        self.counters["learning_steps"] += ran
+        return ran
 
     def close(self) -> None:
         """Stop the learner thread, if one runs (also done when the tracker is garbage-collected)."""
@@ -259,7 +267,7 @@ class M5LTracker:
             self.reference.record(result["score"])
             self.motion.good_frame(result["search_box"])
             self._lost = 0
-            self.sweep.stop()
+            self.redetection.stop()
         else:
             self._lost += 1
         self._queue_update(result.pop("confident", success))
@@ -291,6 +299,8 @@ class M5LTracker:
         neg = self._generator("uniform", upd.neg_trans, upd.neg_scale, aspect=SAMPLE_ASPECT).sample(
             box, 4 * upd.n_neg, self._rng, (0.0, upd.neg_iou_max))
         neg = neg[region.contains(neg)][: upd.n_neg]
+        if upd.n_inner_neg:
+            neg = np.concatenate([neg, self._inner_negatives(box, upd.n_inner_neg, upd.neg_iou_max)])
         pos = pos[region.contains(pos, tolerance=0.05)]
         if len(pos) == 0 or len(neg) == 0:
             return
@@ -298,29 +308,16 @@ class M5LTracker:
         self._pos_memory.add(fused[: len(pos)].to(self._store_dtype))
         self._neg_memory.add(fused[len(pos):].to(self._store_dtype))
 
+    def _inner_negatives(self, box: np.ndarray, n: int, iou_max: float) -> np.ndarray:
+        """``n`` negatives inside ``box`` (sampling.inner_boxes), sides capped so IoU <= ``iou_max``."""
+        low, high = self.config.update.inner_scale
+        high = min(high, float(np.sqrt(iou_max)))
+        return inner_boxes(box, n, self._rng, (min(low, high), high))
+
     # -- re-detection ---------------------------------------------------------------------------
     def _redetecting(self) -> bool:
         rd = self.config.redetect
         return rd.enabled and self._lost >= rd.after_lost
-
-    def _redetect(self, rgb: np.ndarray, thermal: np.ndarray, result: dict) -> dict:
-        """Score the next tile of the whole-image grid; take its best box if it looks like the target."""
-        if not self.sweep.active:
-            self.sweep.start(self._box[2:])
-        tile = self.sweep.next_tile()
-        region = self._capped_region(tile)
-        feats = self._features(*self._network_input(*crop_pair(rgb, thermal, region)))
-        fused, weights = self._pool(feats, region, tile)
-        scores = self.classifier.scores(fused)
-        best = int(scores.argmax())
-        score = float(scores[best])
-        if self.reference.is_failure(score) or score <= result["score"]:
-            return result
-        self.counters["redetections"] += 1
-        modality = weights[best].float().cpu().numpy()
-        return {"box": tile[best].copy(), "search_box": tile[best].copy(), "score": score, "success": True,
-                "confident": score > self.config.search.success_threshold,
-                "weights": (float(modality[0]), float(modality[1]))}
 
     # -- network plumbing -----------------------------------------------------------------------
     def _generator(self, kind: str, trans: float, scale: float, aspect: float | None = None,
@@ -343,7 +340,7 @@ class M5LTracker:
         ordinary = self._region(hull_corners(self._box, search.trans, search.scale))
         limit = search.max_area_ratio * ordinary.area
         size = float(self._target_size)
-        for _ in range(3):   # the margin does not shrink with the scale: converge in a few rounds
+        for _ in range(8):   # the margin does not shrink with the scale: converge in a few rounds
             if region.area <= limit:
                 break
             size *= float(np.sqrt(limit / region.area))
@@ -354,16 +351,19 @@ class M5LTracker:
         return tuple(to_network_input(c, self.device).contiguous(memory_format=self._memory_format)
                      for c in (rgb_crop, thermal_crop))
 
-    def _features(self, rgb: torch.Tensor, thermal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _features(self, rgb: torch.Tensor, thermal: torch.Tensor,
+                  model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode(), self._autocast():
-            feats = self.model.features(rgb, thermal)
+            feats = (model or self.model).features(rgb, thermal)
         # RoI coordinates must not be rounded to bf16, so pooling always runs in float32.
         return tuple(f.float().clone() for f in feats)
 
-    def _pool(self, feats, region: SearchRegion, boxes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pool(self, feats, region: SearchRegion, boxes: np.ndarray,
+              model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        model = model or self.model
         with torch.no_grad():
-            pooled = self.model.pool(feats, region.rois(boxes, self.device))
-            return self.model.fuse(pooled)
+            pooled = model.pool(feats, region.rois(boxes, self.device))
+            return model.fuse(pooled)
 
     def _pool_chunked(self, feats, region: SearchRegion, boxes: np.ndarray) -> torch.Tensor:
         starts = range(0, len(boxes), POOL_CHUNK)
