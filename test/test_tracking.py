@@ -117,10 +117,17 @@ def test_failure_widens_the_search_and_runs_short_term_updates(checkpoint, seque
     results = run(failing, sequence, frames=4)
     assert not any(r.success for r in results)
     assert results[-1].state is TrackState.LOST
-    assert failing.counters["failures"] == failing.counters["short_term_updates"] == 4
+    # nothing is collected from failed frames: after the first, an update would repeat the last one
+    assert failing.counters["failures"] == 4
+    assert failing.counters["short_term_updates"] == 1 and failing.counters["updates_skipped"] == 3
     assert failing.counters["long_term_updates"] == 0
     assert failing.search_spread == failing.config.search.trans_expanded == 1.4
     assert normal.counters["failures"] < normal.counters["frames"]
+    rtmdnet = load_tracker(checkpoint, fast_config(search={"success_threshold": 99.0},
+                                                   failure={"calibrated": False},
+                                                   update={"skip_unchanged": False}), device="cpu", seed=0)
+    run(rtmdnet, sequence, frames=4)
+    assert rtmdnet.counters["short_term_updates"] == 4 and rtmdnet.counters["updates_skipped"] == 0
 
 
 def test_mono16_thermal_of_another_size_is_registered(checkpoint):

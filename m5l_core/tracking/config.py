@@ -98,6 +98,9 @@ class UpdateConfig:
         (0.3, 0.55), "side range, in target sides, of the negatives inside the target (IoU = scale squared, "
                      "capped below each sampler's neg_iou_max): they keep the box from shrinking onto a part "
                      "of the target")
+    skip_unchanged: bool = param(True, "skip a short-term update when no sample was collected since the last "
+                                       "update (it would train on the same samples again: a lost target "
+                                       "queued one per frame); false = RT-MDNet, one on every failure")
     iterations: int = param(15, "SGD iterations per update", low=0, high=1000)
     lr: float = param(3e-4, "learning rate of online updates", low=0.0, high=1.0)
     short_term_frames: int = param(20, "frames of samples used by short-term updates (and kept negatives)",

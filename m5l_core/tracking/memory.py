@@ -19,6 +19,7 @@ class FrameMemory:
         if capacity < 1:
             raise ValueError(f"memory capacity must be at least 1 frame, got {capacity}")
         self._frames: deque[torch.Tensor] = deque(maxlen=capacity)
+        self.added = 0    # frames added so far (tells whether anything is new since a given moment)
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -31,6 +32,7 @@ class FrameMemory:
         if features.dim() != 2 or features.shape[0] == 0:
             return  # nothing collected on this frame: keep the window of real samples
         self._frames.append(features.detach())
+        self.added += 1
 
     def latest(self, n_frames: int | None = None) -> torch.Tensor:
         """Features of the newest ``n_frames`` frames (all when None), stacked."""

@@ -116,7 +116,8 @@ class M5LTracker:
         self._image_size = (rgb.shape[1], rgb.shape[0])
         self._box, self._trans, self._frame, self._lost = box, self.config.search.trans, 0, 0
         self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0,
-                         "redetections": 0, "learning_steps": 0}
+                         "updates_skipped": 0, "redetections": 0, "learning_steps": 0}
+        self._last_update: tuple[int, int] | None = None   # memory sizes when the last update was queued
         self.motion.reset(box, stamp)
         self.redetection = Redetection(self)
         try:
@@ -278,7 +279,11 @@ class M5LTracker:
         upd = self.config.update
         if not self._pos_memory or not self._neg_memory:
             return
+        collected = (self._pos_memory.added, self._neg_memory.added)
         if not confident:
+            if upd.skip_unchanged and collected == self._last_update:
+                self.counters["updates_skipped"] += 1
+                return
             pos = self._pos_memory.latest(upd.short_term_frames)
             self.counters["short_term_updates"] += 1
         elif self._frame % upd.long_term_interval == 0:
@@ -286,6 +291,7 @@ class M5LTracker:
             self.counters["long_term_updates"] += 1
         else:
             return
+        self._last_update = collected
         run = TrainingRun(self.trainer, self._update_optimizer, pos, self._neg_memory.latest(),
                           upd.iterations, self._rng)
         self.learner.submit("update", _steps(run))
