@@ -6,7 +6,11 @@ Per frame (one pass through the conv layers, everything else batched)::
     modalities -> model.features once -> model.pool for all candidates -> model.fuse ->
     fc4/fc5/fc6 in one batch -> mean of the top-5 -> failure test (failure.py) -> box regression
     (on success) -> collect update samples from the same maps (on success) -> queue a short-term
-    update (on failure) or a long-term one (every 10 frames) -> a few learning steps (learner.py)
+    update (on failure, when samples came since the last) or a long-term one (every 10 frames)
+    -> a few learning steps (learner.py)
+
+Negatives include boxes inside the target (``n_inner_neg``), so that a part of the target does not
+outscore the whole of it and the box keeps its size.
 
 Updates train fc4-fc6 on fused features cached in bounded memories, never the conv layers, and
 run within a per-frame budget of steps (``budget``), after the frame's result. The first frame
@@ -15,7 +19,7 @@ fine-tuning is the first job of that budget. After a failure the next frame's ca
 wider (``search.trans_expanded``), and with image stamps they also spread with the time since
 the last tracked frame (motion.py); a widened crop never exceeds ``search.max_area_ratio`` times
 an ordinary one. After ``redetect.after_lost`` failures, one tile of a whole-image grid is
-scored per frame as well (redetect.py).
+scored per frame as well (redetect.py; on the learner thread when there is one).
 The tracker is deterministic for its seed: numpy draws come from its own Generator, torch
 draws (fc6 init, dropout) from a private stream, both reset by ``initialize``.
 """
