@@ -247,6 +247,19 @@ def test_the_spread_grows_with_the_stamp_gap_up_to_its_bound():
     assert motion.spread(0.6) == 0.6
 
 
+
+def test_the_search_moves_with_the_targets_velocity_only_after_a_gap():
+    motion = MotionModel(SearchConfig(gap_free=0.05, velocity_weight=0.5))
+    box = np.array([0.0, 0.0, 10.0, 10.0])
+    motion.reset(box, 0.0)
+    motion.advance(0.033)
+    motion.good_frame(box + [3.0, -1.5, 0, 0])        # ~91 px/s right, ~45 px/s up
+    motion.advance(0.066)                             # the next frame: around the last box
+    np.testing.assert_array_equal(motion.predict(box), box)
+    motion.advance(0.266)                             # 0.2 s later: half of 0.2 s of that motion
+    shift = 0.5 * np.array([3.0, -1.5]) / 0.033 * 0.2
+    np.testing.assert_allclose(motion.predict(box), [*shift, 10.0, 10.0])
+
 def test_a_skipped_second_widens_the_crop_within_the_cost_bound(clean):
     t = tracker(search={"max_area_ratio": 2.0, "max_trans": 2.0})
     t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0)

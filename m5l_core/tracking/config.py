@@ -48,7 +48,8 @@ class SearchConfig:
                                   "(a wider spread thins the candidates out: re-detection covers larger "
                                   "jumps)", low=0.0, high=10.0)
     velocity_weight: float = param(0.0, "constant-velocity prediction: move the search centre by this share "
-                                        "of (velocity of the last two good frames x gap); 0 = off",
+                                        "of (velocity of the last two good frames x gap) after a gap longer "
+                                        "than gap_free; 0 = off",
                                    low=0.0, high=1.0)
     max_area_ratio: float = param(2.0, "a widened search (or a re-detection tile) crops at most this many "
                                        "times the pixels of an ordinary frame (at a coarser scale beyond), "

@@ -4,7 +4,8 @@ Frames come with image stamps in the node; when pairs were dropped (the tracker 
 gap since the last tracked frame is several camera frames and the target may be farther from
 the last box than one frame's spread allows. The spread grows with the gap as
 ``(gap / gap_free) ** gap_exponent`` (up to ``max_trans``) and, optionally, the search centre
-moves by a share of the velocity seen between the last two good frames times the gap. Without
+moves by a share of the velocity seen between the last two good frames times the gap (only after
+a gap: the next frame is searched around the last box). Without
 stamps (offline sequences) every frame is the next one and nothing changes.
 """
 
@@ -46,9 +47,11 @@ class MotionModel:
         return max(base, min(grown, cfg.max_trans))
 
     def predict(self, box: np.ndarray) -> np.ndarray:
-        """The box to search around: ``box`` moved by the constant-velocity prediction."""
+        """The box to search around: ``box`` moved by the constant-velocity prediction, after a gap
+        (dropped pairs) only: the next frame is searched around the last box, as in RT-MDNet, so a
+        lockstep replay still equals the offline runner."""
         weight = self.config.velocity_weight
-        if weight <= 0 or self.gap <= 0:
+        if weight <= 0 or self.config.gap_free <= 0 or self.gap <= self.config.gap_free:
             return box
         moved = np.array(box, dtype=np.float64)
         moved[:2] += weight * self._velocity * self.gap
