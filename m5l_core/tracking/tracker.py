@@ -5,12 +5,10 @@ Per frame (one pass through the conv layers, everything else batched)::
     prepare_pair -> 256 Gaussian candidates around the last box -> ONE crop of their hull, both
     modalities -> model.features once -> model.pool for all candidates -> model.fuse ->
     fc4/fc5/fc6 in one batch -> mean of the top-5 -> failure test (failure.py) -> box regression
-    (on success) -> collect update samples from the same maps (on success) -> queue a short-term
+    (on success) -> collect update samples from the same maps (on success; negatives include
+    boxes inside the target, so that a part of it never outscores the whole) -> queue a short-term
     update (on failure, when samples came since the last) or a long-term one (every 10 frames)
     -> a few learning steps (learner.py)
-
-Negatives include boxes inside the target (``n_inner_neg``), so that a part of the target does not
-outscore the whole of it and the box keeps its size.
 
 Updates train fc4-fc6 on fused features cached in bounded memories, never the conv layers, and
 run within a per-frame budget of steps (``budget``), after the frame's result. The first frame
@@ -175,9 +173,8 @@ class M5LTracker:
             with timer.stage("update"):
                 # the first box after initialize goes out at once; learning resumes on the next frame
                 if self._frame > 1:
-                    self.counters["learning_steps"] += self.learner.run_frame(started)
-            if self.learner.threaded:
-                self.counters["learning_steps"] = self.learner.steps
+                    self.learner.run_frame(started)
+            self.counters["learning_steps"] = self.learner.steps   # either schedule: steps since initialize
             self._box = result.pop("search_box")
         return TrackResult(box=result["box"], score=result["score"], success=result["success"],
                            rgb_weight=result["weights"][0], thermal_weight=result["weights"][1],
@@ -215,11 +212,10 @@ class M5LTracker:
         thread, wait until it has run them); returns how many ran meanwhile."""
         if self.learner.threaded:
             ran = self.learner.run_all()
-            self.counters["learning_steps"] = self.learner.steps
-            return ran
-        with self.learner.exclusive(), self._torch_rng.active():
-            ran = self.learner.run_all()
-        self.counters["learning_steps"] += ran
+        else:
+            with self.learner.exclusive(), self._torch_rng.active():
+                ran = self.learner.run_all()
+        self.counters["learning_steps"] = self.learner.steps
         return ran
 
     def close(self) -> None:
@@ -364,13 +360,13 @@ class M5LTracker:
     def _features(self, rgb: torch.Tensor, thermal: torch.Tensor,
                   model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode(), self._autocast():
-            feats = (model or self.model).features(rgb, thermal)
+            feats = (model if model is not None else self.model).features(rgb, thermal)
         # RoI coordinates must not be rounded to bf16, so pooling always runs in float32.
         return tuple(f.float().clone() for f in feats)
 
     def _pool(self, feats, region: SearchRegion, boxes: np.ndarray,
               model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        model = model or self.model
+        model = model if model is not None else self.model
         with torch.no_grad():
             pooled = model.pool(feats, region.rois(boxes, self.device))
             return model.fuse(pooled)
