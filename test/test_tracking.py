@@ -211,6 +211,24 @@ def test_inner_negatives_join_the_first_frame_and_every_frames_negatives(checkpo
     assert len(per_frame) == 4 and min(per_frame[1:]) >= 7
 
 
+def test_an_sgd_step_trains_with_dropout_and_leaves_every_module_in_evaluation_mode():
+    from m5l_core.tracking.config import OnlineOptimConfig
+    from m5l_core.tracking.online import OnlineClassifier
+
+    model, _ = tiny_model()
+    model.eval()
+    classifier = OnlineClassifier(model, model.new_head(), OnlineOptimConfig(batch_neg=4))
+    modes = []
+    model.dropout.register_forward_hook(lambda module, *_: modes.append(module.training))
+    fused = torch.randn(12, model.fc4.in_features)
+    classifier.sgd_step(classifier.optimizer(1e-3), fused[:4], fused[4:])
+    # dropout follows fc4 and fc5: twice while mining the hard negatives (off), twice in the step (on)
+    assert modes == [False, False, True, True]
+    assert not any(module.training for module in model.modules())
+    before = classifier.scores(fused)
+    torch.testing.assert_close(classifier.scores(fused), before)   # scoring is deterministic
+
+
 def test_every_setting_is_described_for_ros_parameters():
     rows = dict(describe(TrackerConfig))
     assert rows["search.n_candidates"]["default"] == 256
