@@ -16,6 +16,8 @@ from m5l_core.geometry import centers, overlap_ratio
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, save_checkpoint
 from m5l_core.sampling import inner_boxes
 from m5l_core.tracking import M5LTracker, TrackerConfig, TrackerError, TrackResult, TrackState, load_tracker
+from m5l_core.tracking.config import OnlineOptimConfig
+from m5l_core.tracking.online import OnlineClassifier
 
 # Few samples and iterations, larger steps and a small crop scale: the full procedure, only cheaper.
 FAST_SETTINGS = {
@@ -212,9 +214,6 @@ def test_inner_negatives_join_the_first_frame_and_every_frames_negatives(checkpo
 
 
 def test_an_sgd_step_trains_with_dropout_and_leaves_every_module_in_evaluation_mode():
-    from m5l_core.tracking.config import OnlineOptimConfig
-    from m5l_core.tracking.online import OnlineClassifier
-
     model, _ = tiny_model()
     model.eval()
     classifier = OnlineClassifier(model, model.new_head(), OnlineOptimConfig(batch_neg=4))
