@@ -1,6 +1,6 @@
 """launch/track.launch.py: its arguments and actions everywhere; `ros2 launch` where ROS 2 has launch_ros.
 
-The node itself is tested without launch in test_ros_node.py and test_ros_faults.py. Here the
+The node itself is tested without launch in test_ros_node.py and test_ros_faults_*.py. Here the
 launch file's `_setup` runs against recording stand-ins of launch/launch_ros (this machine has
 neither), and, where launch_ros and ros2cli are installed, as users run it.
 """

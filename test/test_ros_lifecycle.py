@@ -18,7 +18,7 @@ import yaml
 rclpy = pytest.importorskip("rclpy")
 lifecycle_msgs = pytest.importorskip("lifecycle_msgs")
 
-from test_ros_faults import wait_for  # noqa: E402
+from ros_faults_harness import wait_for  # noqa: E402
 from test_ros_node import LIGHT_TRACKER  # noqa: E402
 from test_ros_stream import Driver, Record  # noqa: E402
 
