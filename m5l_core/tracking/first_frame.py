@@ -73,6 +73,7 @@ class FirstFrameFit:
             box, init.n_neg, t._rng, (0.0, init.neg_iou_max))
         if init.n_inner_neg:
             inner = t._inner_negatives(box, init.n_inner_neg, init.neg_iou_max)
+            # shuffled: the quick start fits on the first quick_neg negatives, inner ones among them
             neg = np.concatenate([neg, inner])[t._rng.permutation(len(neg) + len(inner))]
         reg = t._generator("uniform", bb.trans, bb.scale, aspect=SAMPLE_ASPECT).sample(
             box, bb.n_samples if bb.enabled else 0, t._rng, (bb.iou_min, 1.0))
