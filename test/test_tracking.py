@@ -17,7 +17,7 @@ from m5l_core.models import CheckpointError, M5LNet, ModelConfig, save_checkpoin
 from m5l_core.sampling import inner_boxes
 from m5l_core.tracking import M5LTracker, TrackerConfig, TrackerError, TrackResult, TrackState, load_tracker
 from m5l_core.tracking.config import OnlineOptimConfig
-from m5l_core.tracking.online import OnlineClassifier
+from m5l_core.tracking.online import OnlineClassifier, drop_modalities
 
 # Few samples and iterations, larger steps and a small crop scale: the full procedure, only cheaper.
 FAST_SETTINGS = {
@@ -226,6 +226,44 @@ def test_an_sgd_step_trains_with_dropout_and_leaves_every_module_in_evaluation_m
     assert not any(module.training for module in model.modules())
     before = classifier.scores(fused)
     torch.testing.assert_close(classifier.scores(fused), before)   # scoring is deterministic
+
+
+def test_modality_dropout_zeroes_one_half_of_the_dropped_rows():
+    torch.manual_seed(0)
+    fused = torch.rand(4000, 10) + 1.0
+    out = drop_modalities(fused, 0.5).view(-1, 2, 5)
+    zeroed = (out == 0).all(dim=2)                     # (rows, modality)
+    assert not zeroed.all(dim=1).any()                 # never both modalities
+    rgb_only, thermal_only = zeroed[:, 1].float().mean(), zeroed[:, 0].float().mean()
+    assert 0.2 < rgb_only < 0.3 and 0.2 < thermal_only < 0.3
+    kept = ~zeroed
+    assert torch.equal(out[kept], fused.view(-1, 2, 5)[kept])
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_with_modality_dropout_the_weaker_modality_alone_separates_target_from_background(share):
+    model, _ = tiny_model()
+    model.eval()
+    classifier = OnlineClassifier(model, model.new_head(),
+                                  OnlineOptimConfig(batch_pos=16, batch_neg=16, modality_dropout=share))
+    half = model.fc4.in_features // 2
+    pattern = torch.randn(2, half)
+
+    def samples(n: int, label: int) -> torch.Tensor:
+        """RGB half barely apart, thermal half far apart (a classifier can lean on thermal alone)."""
+        sign = 1.0 if label else -1.0
+        return torch.cat([sign * 0.2 * pattern[0] + 0.5 * torch.randn(n, half),
+                          sign * 2.0 * pattern[1] + 0.5 * torch.randn(n, half)], dim=1)
+
+    classifier.train(classifier.optimizer(1e-3), samples(64, 1), samples(64, 0), 30, np.random.default_rng(0))
+    rgb_alone = lambda x: torch.cat([x[:, :half], torch.zeros_like(x[:, half:])], dim=1)   # noqa: E731
+    pos, neg = samples(200, 1), samples(200, 0)
+    assert (classifier.scores(pos) > 0).all() and (classifier.scores(neg) < 0).all()
+    pos_rgb_alone = (classifier.scores(rgb_alone(pos)) > 0).float().mean()
+    if share:
+        assert pos_rgb_alone > 0.95 and (classifier.scores(rgb_alone(neg)) < 0).float().mean() > 0.95
+    else:   # the reason for modality dropout: without it, thermal carries the decision
+        assert pos_rgb_alone < 0.5
 
 
 def test_every_setting_is_described_for_ros_parameters():

@@ -123,6 +123,10 @@ class OnlineOptimConfig:
     weight_decay: float = param(5e-4, "SGD weight decay", low=0.0, high=1.0)
     grad_clip: float = param(10.0, "gradient norm clip", low=0.0, high=1e6)
     head_lr_mult: float = param(10.0, "learning-rate multiplier of the fresh fc6", low=0.0, high=1000.0)
+    modality_dropout: float = param(
+        0.0, "share of the mini-batch samples trained with one modality's half of the fused features "
+             "zeroed (which one at random), so each modality alone must separate target from background "
+             "(a thermal crossover then leaves an RGB classifier); 0 = off (RT-MDNet)", low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,12 @@ class OnlineClassifier:
                  neg_candidates: torch.Tensor) -> float:
         """One SGD step on ``batch_pos`` and the hardest of ``neg_candidates``; returns its loss."""
         cfg = self.config
-        batch_neg = self._hard_negatives(neg_candidates)
+        batch = torch.cat((batch_pos, self._hard_negatives(neg_candidates)))
+        if cfg.modality_dropout > 0:
+            batch = drop_modalities(batch, cfg.modality_dropout)
         self._dropout(True)
         with self.autocast():
-            logits = self.model.classify(torch.cat((batch_pos, batch_neg)), self.head).float()
+            logits = self.model.classify(batch, self.head).float()
         labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
         labels[: len(batch_pos)] = 1
         loss = F.cross_entropy(logits, labels, reduction="sum")
@@ -107,6 +109,19 @@ class OnlineClassifier:
             return candidates
         positive_logit = self.logits(candidates)[:, 1]
         return candidates.index_select(0, positive_logit.topk(keep).indices)
+
+
+def drop_modalities(fused: torch.Tensor, share: float) -> torch.Tensor:
+    """``fused`` with one modality zeroed in about ``share`` of its rows (RGB or thermal at random).
+
+    Fused features are the RGB half followed by the thermal half (models/fusion.py).
+    """
+    n, half = len(fused), fused.shape[1] // 2
+    draws = torch.rand(n, device=fused.device)
+    keep = torch.ones(n, 2, dtype=fused.dtype, device=fused.device)
+    dropped = draws < share
+    keep[dropped, (draws[dropped] < share / 2).long()] = 0   # column 0 = RGB, 1 = thermal
+    return (fused.view(n, 2, half) * keep[:, :, None]).view(n, -1)
 
 
 def weight_publisher(owner) -> Callable[[], None]:
