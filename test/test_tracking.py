@@ -256,7 +256,10 @@ def test_with_modality_dropout_the_weaker_modality_alone_separates_target_from_b
                           sign * 2.0 * pattern[1] + 0.5 * torch.randn(n, half)], dim=1)
 
     classifier.train(classifier.optimizer(1e-3), samples(64, 1), samples(64, 0), 30, np.random.default_rng(0))
-    rgb_alone = lambda x: torch.cat([x[:, :half], torch.zeros_like(x[:, half:])], dim=1)   # noqa: E731
+
+    def rgb_alone(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[:, :half], torch.zeros_like(x[:, half:])], dim=1)
+
     pos, neg = samples(200, 1), samples(200, 0)
     assert (classifier.scores(pos) > 0).all() and (classifier.scores(neg) < 0).all()
     pos_rgb_alone = (classifier.scores(rgb_alone(pos)) > 0).float().mean()
