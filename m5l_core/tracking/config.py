@@ -180,10 +180,11 @@ class BudgetConfig:
     first-frame samples.
     """
 
-    steps_per_frame: float = param(2.0, "learning steps after each tracked frame (fractions accumulate; "
-                                        "2 is about RT-MDNet's average over a sequence); 0 = run all pending "
-                                        "learning at once (RT-MDNet's blocking updates)",
-                                   low=0.0, high=1000.0)
+    steps_per_frame: float = param(
+        10.0, "at most this many learning steps after each tracked frame (fractions accumulate): the "
+              "first-frame fit ends within ~6 frames and an update within two, while a frame never waits "
+              "for more (2 is RT-MDNet's average, and learns too late); 0 = run all pending learning at "
+              "once (RT-MDNet's blocking updates)", low=0.0, high=1000.0)
     mode: str = param("steps", "steps: exactly steps_per_frame (deterministic); time: also keep learning "
                                "while the frame has taken less than frame_ms; thread: a learner thread "
                                "runs pending learning beside tracking (live robots: frames never wait for "
@@ -197,7 +198,8 @@ class BudgetConfig:
                                     "busy (it rests in proportion after each step), so the tracking thread, "
                                     "the GIL and the robot's other nodes keep the rest; 1 = no rest",
                                low=0.05, high=1.0)
-    pool_batch: int = param(512, "first-frame samples pooled per step when the quick start defers them",
+    pool_batch: int = param(8192, "first-frame samples pooled per step when the quick start defers them "
+                                  "(8192: all of RT-MDNet's in one step)",
                             low=1, high=100000)
 
 
