@@ -22,7 +22,7 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
-from test_ros_node import LIGHT_TRACKER  # noqa: E402
+from test_ros_node import LIGHT_TRACKER, node_env  # noqa: E402
 from test_ros_stream import Driver, Record, image  # noqa: E402
 
 from m5l_tracker_ros import launch_support, workspace  # noqa: E402
@@ -121,11 +121,7 @@ def running_node(tmp_path_factory):
     target, yield the :class:`Harness` once it tracks, stop everything afterwards."""
     tmp = tmp_path_factory.mktemp("ros_faults")
     domain = 1 + (os.getpid() + 17) % 100
-    env = workspace.package_env()
-    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault(workspace.FASTDDS_PROFILE_VARIABLE, str(workspace.fastdds_profile()))
-    workspace.load_built_messages()
+    env = node_env(domain)
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
         "device": "cpu", "sync_slop": 0.01, "stream_timeout": 0.5, "diagnostics_period": 0.25,

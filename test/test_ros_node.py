@@ -101,15 +101,22 @@ def play(driver: Driver, record: Record) -> tuple[dict, bool]:
     return phases, reset_ok
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ros_node")
-    domain = 1 + os.getpid() % 100
+def node_env(domain: int) -> dict[str, str]:
+    """The node's environment on its own DDS domain (localhost discovery, unbuffered log), with this
+    test process set up to talk to it (same discovery range, the FastDDS profile, built messages)."""
     env = workspace.package_env()
     env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault(workspace.FASTDDS_PROFILE_VARIABLE, str(workspace.fastdds_profile()))
     workspace.load_built_messages()
+    return env
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ros_node")
+    domain = 1 + os.getpid() % 100
+    env = node_env(domain)
     params = tmp / "params.yaml"
     write_params(params, target_box(0), checkpoint_for_test())
     log_path = tmp / "node.log"
