@@ -9,6 +9,8 @@ Coordinates are continuous: a box ``x, y, w, h`` covers ``[x, x + w) x [y, y + h
 pixel with index ``i`` covers ``[i, i + 1)`` (its centre is ``i + 0.5``). A region maps onto
 the crop by a per-axis scale, so a region with another aspect ratio than ``out_size`` is
 stretched; RT-MDNet does the same (its target is always ``107 x 107`` in the crop).
+:func:`crop_sides` makes that stretch a choice: ImageNet features were learnt on undistorted
+images, and a tall thin person stretched to a square no longer looks like one.
 
 Both modalities of a registered pair are cropped with the SAME region, so one set of RoIs
 serves both streams.
@@ -51,6 +53,14 @@ def crop_scale(region_xywh, out_size: tuple[int, int]) -> np.ndarray:
     region = _check_region(region_xywh)
     width, height = _check_out_size(out_size)
     return np.array([width / region[2], height / region[3]])
+
+
+def crop_sides(target_wh, stretch: float) -> np.ndarray:
+    """The target's sides as the crop's scale sees them: its own per axis (``stretch`` 1: every target
+    becomes square in the crop, RT-MDNet) down to their geometric mean on both axes (``stretch`` 0:
+    one scale, the target keeps its aspect and its area maps to a square target's)."""
+    sides = np.maximum(np.asarray(target_wh, dtype=np.float64), 1e-6)
+    return sides ** stretch * np.sqrt(sides[0] * sides[1]) ** (1.0 - stretch)
 
 
 def context_region(box_xywh, out_size: tuple[int, int],

@@ -8,6 +8,7 @@ from m5l_core.crops import (
     context_region,
     crop_region,
     crop_scale,
+    crop_sides,
     crop_to_image,
     image_to_crop,
 )
@@ -55,6 +56,14 @@ def test_context_region_puts_the_box_at_target_size_in_the_centre():
     in_crop = image_to_crop(box, region, (90, 90))[0]
     np.testing.assert_allclose(in_crop, [30, 30, 30, 30])
     np.testing.assert_allclose(crop_scale(region, (90, 90)), [0.75, 3.0])
+
+
+def test_crop_sides_stretch_a_thin_target_fully_halfway_or_not_at_all():
+    thin = np.array([10.0, 90.0])
+    np.testing.assert_allclose(crop_sides(thin, 1.0), thin)                 # each axis to target size
+    np.testing.assert_allclose(crop_sides(thin, 0.0), [30.0, 30.0])         # one scale: aspect kept
+    np.testing.assert_allclose(crop_sides(thin, 0.5), [np.sqrt(300), np.sqrt(2700)])
+    np.testing.assert_allclose(crop_sides([40.0, 40.0], 0.3), [40.0, 40.0])  # squares never change
 
 
 @settings(max_examples=50, deadline=None)

@@ -291,6 +291,20 @@ def test_tracking_scale_follows_the_checkpoints_training_crops(tmp_path):
     assert untold.target_size == 107   # RT-MDNet's scale when nothing says otherwise
 
 
+@pytest.mark.parametrize("stretch", [1.0, 0.5, 0.0])
+def test_search_crop_stretches_a_thin_target_as_far_as_crop_stretch_says(checkpoint, sequence, stretch):
+    tracker = load_tracker(checkpoint, fast_config(search={"crop_stretch": stretch}), device="cpu", seed=0)
+    thin = np.array([140.0, 60.0, 12.0, 108.0])                       # 1 : 9
+    tracker.initialize(sequence.rgb[0], sequence.thermal[0], thin)
+    tracker.track(sequence.rgb[1], sequence.thermal[1])
+    region = tracker.last_region
+    per_pixel = np.array(region.out_size) / region.box[2:]             # crop pixels per frame pixel
+    # The target's side ratio in the crop is 9 ** (1 - stretch): square when stretched fully.
+    target_in_crop = per_pixel * thin[2:]
+    np.testing.assert_allclose(target_in_crop[1] / target_in_crop[0], 9.0 ** (1.0 - stretch), rtol=0.05)
+    np.testing.assert_allclose(np.sqrt(np.prod(target_in_crop)), tracker.target_size, rtol=0.05)
+
+
 def test_export_writes_a_compact_model_that_tracks(tmp_path, checkpoint, sequence):
     from m5l_core.models import load_checkpoint
     from m5l_core.tracking.export import main as export_main

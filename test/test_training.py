@@ -22,7 +22,7 @@ from m5l_core.training import build_batch, domain_for_step, load_train_config, m
 from m5l_core.training.cli import main as cli_main
 from m5l_core.training.curves import main as curves_main
 from m5l_core.training.curves import moving_mean
-from m5l_core.training.data import ANCHOR, NEGATIVE, POSITIVE, draw_samples
+from m5l_core.training.data import ANCHOR, NEGATIVE, POSITIVE, crop_frame, draw_samples
 from m5l_core.training.log import read_log
 from m5l_core.training.state import initialise
 
@@ -97,6 +97,21 @@ def test_thermal_crop_is_cut_from_the_same_region(tiny_domains, tiny_root):
     centre = batch.thermal[:, 40:48, 40:48].mean()
     corner = batch.thermal[:, :6, :6].mean()
     assert centre > 200 > 60 > corner
+
+
+@pytest.mark.parametrize("stretch, expected", [(1.0, (80.0, 80.0)), (0.0, (40.0, 160.0))])
+def test_training_crop_keeps_a_thin_targets_aspect_as_far_as_crop_stretch_says(tiny_root, stretch, expected):
+    config = tiny_config(tiny_root, extra=["sampling.scale_jitter=1.0", "sampling.target_size=80",
+                                           "sampling.crop_size=240", f"sampling.crop_stretch={stretch}"])
+    frame = np.zeros((400, 300, 3), np.uint8)             # large enough: the crops never reach the border
+    frame[160:240, 100:120] = 255                         # a 20 x 80 target, bright in both modalities
+    rgb, thermal, target = crop_frame(frame, frame, np.array([100.0, 160.0, 20.0, 80.0]),
+                                      config.sampling, np.random.default_rng(0))
+    np.testing.assert_allclose(target[2:], expected)
+    np.testing.assert_allclose(target[:2] + target[2:] / 2, [120.0, 120.0])
+    x, y, w, h = np.round(target).astype(int)
+    assert thermal[y + 2:y + h - 2, x + 2:x + w - 2].min() == 255      # the box holds the target
+    assert rgb[:, :max(x - 2, 1)].max() == 0 and rgb[:max(y - 2, 1)].max() == 0
 
 
 def test_samples_respect_the_iou_ranges(tiny_root):

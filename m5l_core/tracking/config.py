@@ -32,6 +32,11 @@ class SearchConfig:
     target_size: int = param(0, "the target's side in crop pixels (crops are resized to this); 0 = the "
                                 "size the checkpoint was trained at, or RT-MDNet's 107 if it does not say",
                              low=0, high=512)
+    crop_stretch: float = param(0.5, "how far a non-square target is stretched to a square in the crop: 1 = "
+                                     "each axis scaled to target_size (RT-MDNet), 0 = one scale for both "
+                                     "axes (the target keeps its aspect; its area maps to target_size^2); "
+                                     "0.5 = halfway (a 1:4 target is 1:2 in the crop)",
+                                low=0.0, high=1.0)
     max_crop_side: int = param(1024, "upper bound on a crop side in pixels (memory guard)", low=64, high=4096)
     success_threshold: float = param(0.0, "failure when the top-k mean score (logit difference) is not above",
                                      low=-100.0, high=100.0)

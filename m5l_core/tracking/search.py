@@ -2,7 +2,8 @@
 
 RT-MDNet crops, per frame, the smallest region holding every candidate grown by the RoI
 context (``padding``), resized so that the last target size maps to ``target_size`` crop
-pixels per axis (the scale the network was trained at). Both modalities are cropped with the
+pixels per axis (the scale the network was trained at; ``search.crop_stretch`` below 1 keeps
+part of a non-square target's aspect, see :func:`m5l_core.crops.crop_sides`). Both modalities are cropped with the
 same region, so one set of RoIs serves both streams. Samples for online updates are pooled
 from this same crop; only those whose context box lies inside it are kept, so an update never
 needs a second pass through the conv layers.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from m5l_core.crops import boxes_to_rois, crop_region
+from m5l_core.crops import boxes_to_rois, crop_region, crop_sides
 from m5l_core.models.backbones import BackboneGeometry
 from m5l_core.models.roi_align import align_rois_to_receptive_field
 
@@ -68,13 +69,14 @@ def context_boxes(boxes: np.ndarray, context: float) -> np.ndarray:
 
 
 def region_around(boxes: np.ndarray, target_wh: np.ndarray, context: float, target_size: int,
-                  max_side: int, geometry: BackboneGeometry) -> SearchRegion:
+                  max_side: int, geometry: BackboneGeometry, stretch: float = 1.0) -> SearchRegion:
     """The hull of ``boxes`` grown by ``context`` plus the backbone's crop margin, at ``target_size``
-    crop pixels per target side (fewer when the crop would exceed ``max_side``)."""
+    crop pixels per target side (see :func:`crop_sides`; fewer when the crop would exceed
+    ``max_side``)."""
     grown = context_boxes(boxes, context)
     low = grown[:, :2].min(axis=0)
     high = (grown[:, :2] + grown[:, 2:]).max(axis=0)
-    scale = target_size / np.maximum(np.asarray(target_wh, dtype=np.float64), 1e-6)
+    scale = target_size / crop_sides(target_wh, stretch)
     margin = geometry.crop_margin / scale                 # image pixels
     box = np.concatenate([low - margin, high - low + 2 * margin])
     min_side = geometry.min_input + MIN_CROP_EXTRA

@@ -333,7 +333,7 @@ class M5LTracker:
     def _region(self, boxes: np.ndarray, target_size: float | None = None) -> SearchRegion:
         search = self.config.search
         return region_around(boxes, self._box[2:], search.padding, target_size or self._target_size,
-                             search.max_crop_side, self.model.geometry)
+                             search.max_crop_side, self.model.geometry, search.crop_stretch)
 
     def _capped_region(self, candidates: np.ndarray, spread: float | None = None) -> SearchRegion:
         """The crop of ``candidates``, at a coarser scale when a widened spread (or a re-detection

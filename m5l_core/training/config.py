@@ -66,6 +66,10 @@ class SamplingConfig:
                                       low=0.0, high=1.0)
     target_size: float = param(107.0, "ground-truth size in crop pixels per axis (RT-MDNet: 107)",
                                low=8.0, high=1024.0)
+    crop_stretch: float = param(1.0, "how far a non-square target is stretched to a square in the crop: 1 = "
+                                       "target_size per axis (RT-MDNet), 0 = one scale (the target keeps "
+                                       "its aspect, its area is target_size^2); the tracker's "
+                                       "search.crop_stretch", low=0.0, high=1.0)
     crop_size: int = param(321, "side of the square crop fed to the network (3 x target_size)",
                            low=16, high=2048)
     scale_jitter: float = param(1.1, "target size in the crop varies by "

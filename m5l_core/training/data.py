@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from m5l_core.crops import boxes_to_rois, context_region, crop_region
+from m5l_core.crops import boxes_to_rois, context_region, crop_region, crop_sides
 from m5l_core.datasets.frames import read_frame
 from m5l_core.datasets.sequence import DatasetError, Sequence
 from m5l_core.preprocess import PreprocessConfig, prepare_pair
@@ -132,11 +132,11 @@ def crop_frame(rgb: np.ndarray, thermal: np.ndarray, gt: np.ndarray, config: Sam
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crop both modalities around ``gt`` (scale-jittered); return the crops and the GT in crop pixels."""
     jitter = config.scale_jitter ** float(np.clip(3.0 * rng.standard_normal(), -2.0, 2.0))
-    target_px = config.target_size * jitter
+    target_px = config.target_size * jitter * gt[2:] / crop_sides(gt[2:], config.crop_stretch)
     out_size = (config.crop_size, config.crop_size)
     region = context_region(gt, out_size, target_px)
     centre = config.crop_size / 2.0
-    target = np.array([centre - target_px / 2, centre - target_px / 2, target_px, target_px])
+    target = np.array([*(centre - target_px / 2), *target_px])
     return crop_region(rgb, region, out_size), crop_region(thermal, region, out_size), target
 
 
