@@ -3,10 +3,10 @@
 RT-MDNet crops, per frame, the smallest region holding every candidate grown by the RoI
 context (``padding``), resized so that the last target size maps to ``target_size`` crop
 pixels per axis (the scale the network was trained at; ``search.crop_stretch`` below 1 keeps
-part of a non-square target's aspect, see :func:`m5l_core.crops.crop_sides`). Both modalities are cropped with the
-same region, so one set of RoIs serves both streams. Samples for online updates are pooled
-from this same crop; only those whose context box lies inside it are kept, so an update never
-needs a second pass through the conv layers.
+part of a non-square target's aspect, see :func:`m5l_core.crops.crop_sides`). Both modalities
+are cropped with the same region, so one set of RoIs serves both streams. Samples for online
+updates are pooled from this same crop; only those whose context box lies inside it are kept, so
+an update never needs a second pass through the conv layers.
 
 RoIs pool the feature cells whose receptive-field centres fall inside them
 (:func:`m5l_core.models.roi_align.align_rois_to_receptive_field`). For VGG-M (no padding) a
