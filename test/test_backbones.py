@@ -135,8 +135,9 @@ def test_every_ablation_runs_on_every_backbone(backbone, ablation):
 
 def test_search_crop_follows_the_backbone_geometry():
     boxes = np.array([[100.0, 100.0, 40.0, 40.0], [120.0, 90.0, 40.0, 40.0]])
-    vggm = region_around(boxes, np.array([40.0, 40.0]), 1.2, 48, 1024, backbone_geometry("vggm"))
-    lite0 = region_around(boxes, np.array([40.0, 40.0]), 1.2, 48, 1024, backbone_geometry("effnet_lite0"))
+    size = np.array([40.0, 40.0])
+    vggm = region_around(boxes, size, 1.2, 48, 1024, backbone_geometry("vggm"), 1.0)
+    lite0 = region_around(boxes, size, 1.2, 48, 1024, backbone_geometry("effnet_lite0"), 1.0)
     assert vggm.feature_offset == 37.5 and lite0.feature_offset == 0.5
     assert vggm.out_size[0] > lite0.out_size[0]         # the unpadded VGG-M needs a wider margin
 

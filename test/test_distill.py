@@ -186,11 +186,13 @@ def test_missing_folders_name_the_key_and_the_cli_exits_2(data, tmp_path, capsys
     assert "photo_folders is empty" in capsys.readouterr().err
 
 
-def test_recipe_loads_and_points_at_the_shared_data():
+def test_recipe_loads_and_names_its_data_outside_the_repository():
     config = load_distill_config(str(REPO / "config" / "distill.yaml"), ["steps=10"])
     assert config.steps == 10
-    assert "../shared/data/coco128/images" in config.photo_folders
-    assert "../shared/data/roadscene" in config.pair_folders
+    folders = [*config.photo_folders, *config.pair_folders]
+    assert not any((REPO / folder).resolve().is_relative_to(REPO) for folder in folders)   # never committed
+    assert ("coco128", "images") in {Path(folder).parts[-2:] for folder in config.photo_folders}
+    assert "roadscene" in {Path(folder).name for folder in config.pair_folders}
 
 
 @pytest.mark.skipif(importlib.util.find_spec(PACKAGE) is None, reason=f"{PACKAGE} not installed")

@@ -69,7 +69,7 @@ def context_boxes(boxes: np.ndarray, context: float) -> np.ndarray:
 
 
 def region_around(boxes: np.ndarray, target_wh: np.ndarray, context: float, target_size: int,
-                  max_side: int, geometry: BackboneGeometry, stretch: float = 1.0) -> SearchRegion:
+                  max_side: int, geometry: BackboneGeometry, stretch: float) -> SearchRegion:
     """The hull of ``boxes`` grown by ``context`` plus the backbone's crop margin, at ``target_size``
     crop pixels per target side (see :func:`crop_sides`; fewer when the crop would exceed
     ``max_side``)."""
