@@ -21,6 +21,7 @@ from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking import M5LTracker
 from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.config import BudgetConfig, SearchConfig
+from m5l_core.tracking.flow import grey, median_flow
 from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.motion import MotionModel
 
@@ -260,6 +261,67 @@ def test_the_search_moves_with_the_targets_velocity_only_after_a_gap():
     shift = 0.5 * np.array([3.0, -1.5]) / 0.033 * 0.2
     np.testing.assert_allclose(motion.predict(box), [*shift, 10.0, 10.0])
 
+def textured(seed: int = 0, shape=(240, 320)) -> np.ndarray:
+    """Noise with fine and coarse structure (as real images have, for every pyramid level)."""
+    rng = np.random.default_rng(seed)
+    layers = [cv2.GaussianBlur(rng.integers(0, 256, (*shape, 3)).astype(np.float32), (0, 0), sigma)
+              for sigma in (2, 10)]
+    noise = sum((layer - layer.mean()) / layer.std() for layer in layers)
+    return np.clip(noise * 30 + 128, 0, 255).astype(np.uint8)
+
+
+def test_median_flow_follows_a_shift_of_the_boxs_content_and_gives_up_on_a_blank_image():
+    image = textured()
+    shifted = np.roll(image, (-4, 7), axis=(0, 1))                 # content 7 px right, 4 px up
+    box = np.array([120.0, 90.0, 40.0, 30.0])
+    shift = median_flow(grey(image), grey(shifted), box, grid=10, window=21, levels=4)
+    np.testing.assert_allclose(shift, [7.0, -4.0], atol=0.5)
+    far = np.roll(image, (30, -45), axis=(0, 1))                   # beyond one window: the pyramid
+    np.testing.assert_allclose(median_flow(grey(image), grey(far), box, 10, 21, 4), [-45.0, 30.0], atol=1.0)
+    blank = np.full_like(image, 90)
+    assert median_flow(grey(blank), grey(blank), box, 10, 21, 4) is None
+
+
+def panned_scene(pan=(40, 25)):
+    """A red target with a white cross in a textured world, seen by a camera that stands still for
+    two frames, then turns so that everything moves ``pan`` pixels (1.7 target sides)."""
+    world = textured(seed=5, shape=(400, 520))
+    heat_world = np.full(world.shape[:2], 40, np.uint8)
+    x, y = 200, 160
+    world[y:y + SIDE, x:x + SIDE] = (230, 40, 40)
+    world[y + SIDE // 2 - 3:y + SIDE // 2 + 3, x:x + SIDE] = 255
+    world[y:y + SIDE, x + SIDE // 2 - 3:x + SIDE // 2 + 3] = 255
+    heat_world[y:y + SIDE, x:x + SIDE] = 220
+    cameras = [(100, 80), (100, 80), (100 - pan[0], 80 - pan[1])]
+    rgb = [world[cy:cy + 240, cx:cx + 320].copy() for cx, cy in cameras]
+    thermal = [heat_world[cy:cy + 240, cx:cx + 320].copy() for cx, cy in cameras]
+    return rgb, thermal, np.array([(x - cx, y - cy, SIDE, SIDE) for cx, cy in cameras], dtype=np.float64)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.0])
+def test_the_flow_proposal_finds_a_target_after_the_camera_turned_during_a_gap(share):
+    rgb, thermal, gt = panned_scene()
+    t = tracker(search={"flow_share": share, "max_trans": 1.0})
+    t.initialize(rgb[0], thermal[0], gt[0], stamp=0.0)
+    t.track(rgb[1], thermal[1], stamp=1 / 30)
+    found = t.track(rgb[2], thermal[2], stamp=1 / 30 + 0.5)          # 14 frames dropped
+    overlap = float(overlap_ratio(found.box, gt[2]))
+    if share:
+        assert overlap > 0.5
+    else:
+        assert overlap < 0.3, "the capped spread alone (1 side) cannot reach 1.7 sides"
+
+
+def test_without_a_gap_the_flow_proposal_changes_nothing(clean):
+    """Frames at the camera rate (lockstep) are searched as by the offline runner."""
+    boxes = {}
+    for share in (0.5, 0.0):
+        t = tracker(search={"flow_share": share})
+        t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0)
+        boxes[share] = [t.track(clean.rgb[i], clean.thermal[i], stamp=i / 30).box for i in range(1, 6)]
+    np.testing.assert_array_equal(boxes[0.5], boxes[0.0])
+
+
 def test_a_skipped_second_widens_the_crop_within_the_cost_bound(clean):
     t = tracker(search={"max_area_ratio": 2.0, "max_trans": 2.0})
     t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0)
@@ -322,7 +384,7 @@ def test_a_redetection_tile_costs_about_an_ordinary_frame(frames):
     rgb, thermal, gt = frames
     t = tracker(redetect={"tile": 8.0})
     t.initialize(rgb[0], thermal[0], gt[0])
-    ordinary = t._capped_region(t._candidates(None)[0], t.config.search.trans)
+    ordinary = t._capped_region(t._candidates(None, rgb[1])[0], t.config.search.trans)
     t.redetection.sweep.start(gt[0][2:])
     tile = t.redetection.sweep.next_tile()
     uncapped, capped = t._region(tile), t._capped_region(tile)
@@ -334,7 +396,7 @@ def test_candidates_keep_the_aspect_unless_aspect_jitter_is_asked_for(clean):
     for aspect, varies in ((1.0, False), (1.2, True)):
         t = tracker(search={"aspect": aspect})
         t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
-        candidates = t._candidates(None)[0]
+        candidates = t._candidates(None, clean.rgb[1])[0]
         box = clean.gt_rgb[0]
         change = np.log(candidates[:, 2] / candidates[:, 3] / (box[2] / box[3]))
         assert (np.ptp(change) > 0.1) == varies

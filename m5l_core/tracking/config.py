@@ -56,6 +56,15 @@ class SearchConfig:
                                         "of (velocity of the last two good frames x gap) after a gap longer "
                                         "than gap_free; 0 = off",
                                    low=0.0, high=1.0)
+    flow_share: float = param(0.5, "after a gap longer than gap_free: share of the candidates drawn around "
+                                   "the optical-flow proposal (median flow of the last box from the last "
+                                   "tracked frame, see tracking/flow.py), the rest around the last box; "
+                                   "0 = off", low=0.0, high=1.0)
+    flow_grid: int = param(10, "optical-flow proposal: points per side of the grid laid over the last box",
+                           low=2, high=50)
+    flow_window: int = param(21, "optical-flow proposal: Lucas-Kanade window side in pixels", low=5, high=101)
+    flow_levels: int = param(4, "optical-flow proposal: pyramid levels above the image (each halves it), "
+                                "so jumps of several windows are followed", low=0, high=8)
     max_area_ratio: float = param(2.0, "a widened search (or a re-detection tile) crops at most this many "
                                        "times the pixels of an ordinary frame (at a coarser scale beyond), "
                                        "so it costs about as much as an ordinary frame", low=1.0, high=100.0)

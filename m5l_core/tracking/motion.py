@@ -5,8 +5,10 @@ gap since the last tracked frame is several camera frames and the target may be 
 the last box than one frame's spread allows. The spread grows with the gap as
 ``(gap / gap_free) ** gap_exponent`` (up to ``max_trans``) and, optionally, the search centre
 moves by a share of the velocity seen between the last two good frames times the gap (only after
-a gap: the next frame is searched around the last box). Without
-stamps (offline sequences) every frame is the next one and nothing changes.
+a gap: the next frame is searched around the last box). After a gap, the optical flow of the
+last box into this frame also proposes where the target went (flow.py; a share of the
+candidates is drawn there). Without stamps (offline sequences) every frame is the next one and
+nothing changes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from m5l_core.tracking.config import SearchConfig
+from m5l_core.tracking.flow import grey, median_flow
 
 
 class MotionModel:
@@ -21,27 +24,56 @@ class MotionModel:
         self.config = config
         self.reset(None, None)
 
-    def reset(self, box: np.ndarray | None, stamp: float | None) -> None:
+    def reset(self, box: np.ndarray | None, stamp: float | None, rgb: np.ndarray | None = None) -> None:
         self._stamp = stamp                         # stamp of the last tracked frame
+        self._grey = self._flow_frame(rgb, stamp)   # its grey image, kept for the flow proposal
+        self._previous_grey: np.ndarray | None = None
         self._good: tuple[np.ndarray, float] | None = None if stamp is None or box is None else (
             _centre(box), stamp)                    # centre and stamp of the last good frame
         self._velocity = np.zeros(2)                # pixels per second
         self.gap = 0.0                              # seconds between the last two tracked frames
 
-    def advance(self, stamp: float | None) -> float:
-        """Note a new frame; returns the gap in seconds since the last one (0 when unknown)."""
+    def advance(self, stamp: float | None, rgb: np.ndarray | None = None) -> float:
+        """Note a new frame (``rgb``: its image, for the flow proposal); returns the gap in seconds
+        since the last one (0 when unknown)."""
         gap = 0.0
         if stamp is not None and self._stamp is not None:
             gap = max(0.0, float(stamp) - self._stamp)
         if stamp is not None:
             self._stamp = float(stamp)
         self.gap = gap
+        self._previous_grey, self._grey = self._grey, self._flow_frame(rgb, stamp)
         return gap
+
+    def _after_gap(self) -> bool:
+        return self.config.gap_free > 0 and self.gap > self.config.gap_free
+
+    def _flow_frame(self, rgb: np.ndarray | None, stamp: float | None) -> np.ndarray | None:
+        """The grey image the flow needs, only where a proposal can happen (stamped frames)."""
+        if rgb is None or stamp is None or self.config.flow_share <= 0:
+            return None
+        return grey(rgb)
+
+    def flow_proposal(self, box: np.ndarray, spread: float) -> np.ndarray | None:
+        """``box`` moved by the optical flow of its content since the last tracked frame, after a
+        gap only. None otherwise, when the flow is unreliable, or when the move is within the
+        candidates' own reach (half of ``spread`` mean sides, one standard deviation of their
+        offsets): there a second cluster would only enlarge the crop."""
+        cfg = self.config
+        if not self._after_gap() or self._previous_grey is None or self._grey is None:
+            return None
+        shift = median_flow(self._previous_grey, self._grey, box, cfg.flow_grid, cfg.flow_window,
+                            cfg.flow_levels)
+        if shift is None or np.linalg.norm(shift) <= 0.5 * spread * float(np.mean(box[2:])):
+            return None
+        moved = np.array(box, dtype=np.float64)
+        moved[:2] += shift
+        return moved
 
     def spread(self, base: float) -> float:
         """Candidate spread (target sides) for this frame, from ``base`` and the gap."""
         cfg = self.config
-        if cfg.gap_free <= 0 or self.gap <= cfg.gap_free:
+        if not self._after_gap():
             return base
         grown = base * (self.gap / cfg.gap_free) ** cfg.gap_exponent
         return max(base, min(grown, cfg.max_trans))
@@ -51,7 +83,7 @@ class MotionModel:
         (dropped pairs) only: the next frame is searched around the last box, as in RT-MDNet, so a
         lockstep replay still equals the offline runner."""
         weight = self.config.velocity_weight
-        if weight <= 0 or self.config.gap_free <= 0 or self.gap <= self.config.gap_free:
+        if weight <= 0 or not self._after_gap():
             return box
         moved = np.array(box, dtype=np.float64)
         moved[:2] += weight * self._velocity * self.gap

@@ -15,7 +15,8 @@ run within a per-frame budget of steps (``budget``), after the frame's result. T
 starts with a quick fit on a subset of the samples (``init.quick_*``); the rest of the
 fine-tuning is the first job of that budget. After a failure the next frame's candidates spread
 wider (``search.trans_expanded``), and with image stamps they also spread with the time since
-the last tracked frame (motion.py); a widened crop never exceeds ``search.max_area_ratio`` times
+the last tracked frame (motion.py), and part of them are drawn around where the optical flow
+says the target went (flow.py); a widened crop never exceeds ``search.max_area_ratio`` times
 an ordinary one. After ``redetect.after_lost`` failures, one tile of a whole-image grid is
 scored per frame as well (redetect.py; on the learner thread when there is one).
 The tracker is deterministic for its seed: numpy draws come from its own Generator, torch
@@ -120,7 +121,7 @@ class M5LTracker:
         self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0,
                          "updates_skipped": 0, "redetections": 0, "learning_steps": 0}
         self._last_update: tuple[int, int] | None = None   # memory sizes when the last update was queued
-        self.motion.reset(box, stamp)
+        self.motion.reset(box, stamp, rgb)
         self.redetection = Redetection(self)
         try:
             with self._torch_rng.active():
@@ -159,7 +160,7 @@ class M5LTracker:
                 raise TrackerError(f"frame size {rgb.shape[1]}x{rgb.shape[0]} differs from the first frame's "
                                    f"{self._image_size[0]}x{self._image_size[1]}")
             with self.learner.exclusive():
-                candidates, region = self._candidates(stamp)
+                candidates, region = self._candidates(stamp, rgb)
             images = self._network_input(*crop_pair(rgb, thermal, region))
         with timer.stage("features"):
             # the one part that runs while a learner thread may take a step (it never touches the convs)
@@ -180,19 +181,23 @@ class M5LTracker:
                            rgb_weight=result["weights"][0], thermal_weight=result["weights"][1],
                            timings={**timer.seconds, "total": sum(timer.seconds.values())})
 
-    def _candidates(self, stamp: float | None) -> tuple[np.ndarray, SearchRegion]:
+    def _candidates(self, stamp: float | None, rgb: np.ndarray) -> tuple[np.ndarray, SearchRegion]:
         """This frame's candidate boxes and the crop that holds them."""
         found = self.redetection.take_proposal()
         if found is not None and self._redetecting():
             self.counters["redetections"] += 1
             self._box = found
-        self.motion.advance(stamp)
+        self.motion.advance(stamp, rgb)
         centre_box = self.motion.predict(self._box)
         spread = self._spread()
+        flowed = self.motion.flow_proposal(self._box, spread)
         search = self.config.search
         aspect = search.aspect if search.aspect > 1.0 else None
-        candidates = self._generator("gaussian", spread, search.scale, aspect=aspect, clip=True).draw(
-            centre_box, search.n_candidates, self._rng)
+        generator = self._generator("gaussian", spread, search.scale, aspect=aspect, clip=True)
+        n_flow = 0 if flowed is None else int(round(search.flow_share * search.n_candidates))
+        candidates = generator.draw(centre_box, search.n_candidates - n_flow, self._rng)
+        if n_flow:
+            candidates = np.concatenate([candidates, generator.draw(flowed, n_flow, self._rng)])
         region = self.last_region = self._capped_region(candidates, spread)
         return candidates, region
 

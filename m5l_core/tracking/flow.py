@@ -1,0 +1,46 @@
+"""Optical-flow motion proposal across dropped frames (median flow, as in TLD's tracker).
+
+After a stamp gap the target may have moved several of its sides: a UAV-borne boarder covers
+1.7 of his heights in the 0.4 s the first box takes, and a Gaussian spread wide enough to reach
+him would thin the candidates out. Pyramidal Lucas-Kanade follows a grid of points of the last
+box from the last tracked frame into this one; the half of the points with the larger
+forward-backward error is dropped (TLD's rule: over long gaps no point comes back exactly, the
+better half still moves with the target), and the median displacement of the rest is the
+proposal. It is only a proposal: the tracker draws a share of its candidates around it and the
+rest around the last box, and the classifier decides.
+
+What it follows best is what moves the whole view, the robot or UAV turning while pairs were
+dropped; a target moving on its own is followed where it has texture at the coarse pyramid
+levels. The reach is a few windows at the coarsest level that the image allows (OpenCV stops
+where a level gets smaller than the window): about 50 px at 320x240, more at 640x480.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MIN_POINTS = 4        # fewer points tracked both ways than this: no proposal
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """The single channel the flow runs on (RGB, uint8)."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def median_flow(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid: int, window: int,
+                levels: int) -> np.ndarray | None:
+    """The ``(dx, dy)`` pixels the content of ``box`` moved from ``previous`` to ``current`` (grey
+    images), or None when too few grid points track reliably."""
+    x, y, w, h = np.asarray(box, dtype=np.float64)
+    xs, ys = np.meshgrid(np.linspace(x, x + w, grid), np.linspace(y, y + h, grid))
+    start = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[:, None]
+    lk = {"winSize": (window, window), "maxLevel": levels}
+    ahead, ok_ahead, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, **lk)
+    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, ahead, None, **lk)
+    fb_error = np.linalg.norm((back - start)[:, 0], axis=1)
+    tracked = (ok_ahead[:, 0] == 1) & (ok_back[:, 0] == 1) & np.isfinite(fb_error)
+    if tracked.sum() < MIN_POINTS:
+        return None
+    reliable = tracked & (fb_error <= float(np.median(fb_error[tracked])))
+    return np.median((ahead - start)[reliable, 0], axis=0).astype(np.float64)
