@@ -312,14 +312,34 @@ def test_the_flow_proposal_finds_a_target_after_the_camera_turned_during_a_gap(s
         assert overlap < 0.3, "the capped spread alone (1 side) cannot reach 1.7 sides"
 
 
-def test_without_a_gap_the_flow_proposal_changes_nothing(clean):
-    """Frames at the camera rate (lockstep) are searched as by the offline runner."""
+@pytest.mark.parametrize("every_frame", [True, False])
+def test_the_flow_proposal_on_every_frame_serves_sequences_without_stamps(every_frame):
+    rgb, thermal, gt = panned_scene()
+    t = tracker(search={"flow_every_frame": every_frame})
+    t.initialize(rgb[0], thermal[0], gt[0])
+    t.track(rgb[1], thermal[1])
+    overlap = float(overlap_ratio(t.track(rgb[2], thermal[2]).box, gt[2]))
+    assert (overlap > 0.5) == every_frame
+
+
+def test_without_a_gap_the_gap_only_flow_proposal_changes_nothing(clean):
     boxes = {}
     for share in (0.5, 0.0):
-        t = tracker(search={"flow_share": share})
+        t = tracker(search={"flow_share": share, "flow_every_frame": False})
         t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0)
         boxes[share] = [t.track(clean.rgb[i], clean.thermal[i], stamp=i / 30).box for i in range(1, 6)]
     np.testing.assert_array_equal(boxes[0.5], boxes[0.0])
+
+
+def test_frames_at_the_camera_rate_are_tracked_as_without_stamps(clean):
+    """A lockstep replay (stamps 1/30 s apart) equals the offline runner (no stamps), flow included."""
+    boxes = {}
+    for stamped in (True, False):
+        t = tracker(search={"flow_every_frame": True})
+        t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0 if stamped else None)
+        boxes[stamped] = [t.track(clean.rgb[i], clean.thermal[i], stamp=i / 30 if stamped else None).box
+                          for i in range(1, 6)]
+    np.testing.assert_array_equal(boxes[True], boxes[False])
 
 
 def test_a_skipped_second_widens_the_crop_within_the_cost_bound(clean):

@@ -56,10 +56,14 @@ class SearchConfig:
                                         "of (velocity of the last two good frames x gap) after a gap longer "
                                         "than gap_free; 0 = off",
                                    low=0.0, high=1.0)
-    flow_share: float = param(0.5, "after a gap longer than gap_free: share of the candidates drawn around "
-                                   "the optical-flow proposal (median flow of the last box from the last "
-                                   "tracked frame, see tracking/flow.py), the rest around the last box; "
-                                   "0 = off", low=0.0, high=1.0)
+    flow_share: float = param(0.5, "share of the candidates drawn around the optical-flow proposal (median "
+                                   "flow of the last box from the last tracked frame, see tracking/flow.py; "
+                                   "after a gap longer than gap_free, or every frame: flow_every_frame), "
+                                   "the rest around the last box; 0 = off", low=0.0, high=1.0)
+    flow_every_frame: bool = param(True, "propose from the optical flow on every frame, not only after a gap "
+                                         "(offline sequences and lockstep replays too, so they stay equal; "
+                                         "still only when the flow moves beyond the candidates' own reach); "
+                                         "false = after gaps only")
     flow_grid: int = param(10, "optical-flow proposal: points per side of the grid laid over the last box",
                            low=2, high=50)
     flow_window: int = param(21, "optical-flow proposal: Lucas-Kanade window side in pixels", low=5, high=101)

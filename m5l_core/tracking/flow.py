@@ -1,4 +1,4 @@
-"""Optical-flow motion proposal across dropped frames (median flow, as in TLD's tracker).
+"""Optical-flow motion proposal (median flow, as in TLD's tracker), made for dropped frames.
 
 After a stamp gap the target may have moved several of its sides: a UAV-borne boarder covers
 1.7 of his heights in the 0.4 s the first box takes, and a Gaussian spread wide enough to reach
@@ -7,7 +7,8 @@ box from the last tracked frame into this one; the half of the points with the l
 forward-backward error is dropped (TLD's rule: over long gaps no point comes back exactly, the
 better half still moves with the target), and the median displacement of the rest is the
 proposal. It is only a proposal: the tracker draws a share of its candidates around it and the
-rest around the last box, and the classifier decides.
+rest around the last box, and the classifier decides. On consecutive frames it rarely moves
+beyond the candidates' own reach and is then not used (``search.flow_every_frame``).
 
 What it follows best is what moves the whole view, the robot or UAV turning while pairs were
 dropped; a target moving on its own is followed where it has texture at the coarse pyramid

@@ -5,10 +5,12 @@ gap since the last tracked frame is several camera frames and the target may be 
 the last box than one frame's spread allows. The spread grows with the gap as
 ``(gap / gap_free) ** gap_exponent`` (up to ``max_trans``) and, optionally, the search centre
 moves by a share of the velocity seen between the last two good frames times the gap (only after
-a gap: the next frame is searched around the last box). After a gap, the optical flow of the
-last box into this frame also proposes where the target went (flow.py; a share of the
-candidates is drawn there). Without stamps (offline sequences) every frame is the next one and
-nothing changes.
+a gap: the next frame is searched around the last box). Without stamps (offline sequences)
+every frame is the next one and none of that changes.
+
+The optical flow of the last box into this frame proposes where the target went (flow.py; a
+share of the candidates is drawn there): after a gap, and with ``flow_every_frame`` (the
+default) on every frame, stamped or not, so offline runs and lockstep replays stay equal.
 """
 
 from __future__ import annotations
@@ -49,18 +51,22 @@ class MotionModel:
         return self.config.gap_free > 0 and self.gap > self.config.gap_free
 
     def _flow_frame(self, rgb: np.ndarray | None, stamp: float | None) -> np.ndarray | None:
-        """The grey image the flow needs, only where a proposal can happen (stamped frames)."""
-        if rgb is None or stamp is None or self.config.flow_share <= 0:
+        """The grey image the flow needs, only where a proposal can happen (stamped frames, or
+        every frame with ``flow_every_frame``)."""
+        if rgb is None or self.config.flow_share <= 0 or (stamp is None and not self.config.flow_every_frame):
             return None
         return grey(rgb)
 
     def flow_proposal(self, box: np.ndarray, spread: float) -> np.ndarray | None:
         """``box`` moved by the optical flow of its content since the last tracked frame, after a
-        gap only. None otherwise, when the flow is unreliable, or when the move is within the
-        candidates' own reach (half of ``spread`` mean sides, one standard deviation of their
-        offsets): there a second cluster would only enlarge the crop."""
+        gap (or on every frame with ``flow_every_frame``). None otherwise, when the flow is
+        unreliable, or when the move is within the candidates' own reach (half of ``spread``
+        mean sides, one standard deviation of their offsets): there a second cluster would only
+        enlarge the crop."""
         cfg = self.config
-        if not self._after_gap() or self._previous_grey is None or self._grey is None:
+        if self._previous_grey is None or self._grey is None:
+            return None
+        if not (self._after_gap() or cfg.flow_every_frame):
             return None
         shift = median_flow(self._previous_grey, self._grey, box, cfg.flow_grid, cfg.flow_window,
                             cfg.flow_levels)
