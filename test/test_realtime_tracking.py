@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+import torch
 from test_tracking import fast_config, synthetic, tiny_model
 
 from m5l_core.geometry import overlap_ratio
@@ -24,6 +25,7 @@ from m5l_core.tracking.config import BudgetConfig, SearchConfig
 from m5l_core.tracking.flow import grey, median_flow
 from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.motion import MotionModel
+from m5l_core.tracking.online import learner_copy, online_parameters
 
 SIDE = 28
 GONE = (8, 20)   # frames without the target: [8, 20)
@@ -201,6 +203,20 @@ def test_a_tracker_with_a_learner_thread_tracks_learns_and_leaves_no_thread_behi
     gc.collect()
     thread.join(5.0)
     assert not thread.is_alive(), "a dropped tracker stops its learner thread"
+
+
+def test_the_learner_copy_owns_what_online_learning_changes_and_shares_the_rest():
+    model = tiny_model()[0].eval()
+    clone = learner_copy(model)
+    own = {id(p) for p in online_parameters(clone)}
+    assert own.isdisjoint(id(p) for p in online_parameters(model))
+    shared = [p for p in clone.parameters() if id(p) not in own]
+    assert shared and all(any(p is q for q in model.parameters()) for p in shared)
+    with torch.no_grad():
+        clone.fc4.weight.add_(1.0)
+    assert not torch.equal(clone.fc4.weight, model.fc4.weight)
+    clone.dropout.train(True)
+    assert not model.dropout.training and "fc4" in dict(model.named_children())
 
 
 def test_a_job_failing_on_the_learner_thread_is_raised_by_the_next_frame(clean):

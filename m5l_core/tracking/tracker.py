@@ -41,7 +41,13 @@ from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
 from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.memory import FrameMemory
 from m5l_core.tracking.motion import MotionModel
-from m5l_core.tracking.online import OnlineClassifier, TrainingRun, weight_publisher
+from m5l_core.tracking.online import (
+    OnlineClassifier,
+    TrainingRun,
+    learner_copy,
+    online_parameters,
+    weight_publisher,
+)
 from m5l_core.tracking.redetect import Redetection
 from m5l_core.tracking.runtime import (
     PrivateTorchRng,
@@ -74,8 +80,8 @@ class M5LTracker:
         self.precision = resolve_precision(self.device, runtime.precision)
         self._autocast = autocast_factory(self.device, self.precision)
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
-        # fc4/fc5 change online: every sequence starts again from the loaded weights.
-        self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        # fc4/fc5 change online (nothing else does): every sequence starts again from the loaded ones.
+        self._initial_online = [p.detach().clone() for p in online_parameters(self.model)]
         self._box: np.ndarray | None = None
         self._trans = self.config.search.trans
         self._target_size = self.config.search.target_size or RTMDNET_TARGET_SIZE
@@ -113,7 +119,9 @@ class M5LTracker:
     def _initialize(self, rgb: np.ndarray, thermal: np.ndarray, box: np.ndarray, stamp: float | None) -> None:
         self.learner.clear()
         self.learner.take_error()
-        self.model.load_state_dict(self._initial_state)
+        with torch.no_grad():
+            for param, initial in zip(online_parameters(self.model), self._initial_online, strict=True):
+                param.copy_(initial)
         self._rng = np.random.default_rng(self.seed)
         self._torch_rng = PrivateTorchRng(self.seed, self.device)
         self._image_size = (rgb.shape[1], rgb.shape[0])
@@ -141,7 +149,7 @@ class M5LTracker:
         if not self.learner.threaded:
             self.trainer, self._learn_rng = self.classifier, self._rng
             return
-        self.trainer = OnlineClassifier(copy.deepcopy(self.model), copy.deepcopy(self.classifier.head),
+        self.trainer = OnlineClassifier(learner_copy(self.model), copy.deepcopy(self.classifier.head),
                                         self.config.optim, self._autocast)
         self._learn_rng = np.random.default_rng([self.seed, 1])
 
