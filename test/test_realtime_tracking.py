@@ -338,6 +338,20 @@ def test_the_flow_proposal_on_every_frame_serves_sequences_without_stamps(every_
     assert (overlap > 0.5) == every_frame
 
 
+def test_a_frame_searching_two_places_is_capped_like_a_widened_search():
+    rgb, thermal, gt = panned_scene()
+    areas = {}
+    for ratio in (100.0, 1.1):
+        t = tracker(search={"max_area_ratio": ratio})
+        t.initialize(rgb[0], thermal[0], gt[0])
+        t.track(rgb[1], thermal[1])
+        ordinary = t.last_region.area
+        t.track(rgb[2], thermal[2])                  # the proposal 1.7 sides away: two places
+        areas[ratio] = t.last_region.area / ordinary
+    assert areas[100.0] > 1.3, "the test needs a proposal that enlarges the crop"
+    assert areas[1.1] <= 1.1 * 1.05
+
+
 def test_without_a_gap_the_gap_only_flow_proposal_changes_nothing(clean):
     boxes = {}
     for share in (0.5, 0.0):

@@ -69,9 +69,10 @@ class SearchConfig:
     flow_window: int = param(21, "optical-flow proposal: Lucas-Kanade window side in pixels", low=5, high=101)
     flow_levels: int = param(4, "optical-flow proposal: pyramid levels above the image (each halves it), "
                                 "so jumps of several windows are followed", low=0, high=8)
-    max_area_ratio: float = param(2.0, "a widened search (or a re-detection tile) crops at most this many "
-                                       "times the pixels of an ordinary frame (at a coarser scale beyond), "
-                                       "so it costs about as much as an ordinary frame", low=1.0, high=100.0)
+    max_area_ratio: float = param(2.0, "a widened search (a re-detection tile, a flow proposal) crops at "
+                                       "most this many times the pixels of an ordinary frame (at a coarser "
+                                       "scale beyond), so it costs about as much as an ordinary frame",
+                                  low=1.0, high=100.0)
 
 
 @dataclass(frozen=True)

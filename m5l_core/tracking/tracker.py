@@ -206,7 +206,8 @@ class M5LTracker:
         candidates = generator.draw(centre_box, search.n_candidates - n_flow, self._rng)
         if n_flow:
             candidates = np.concatenate([candidates, generator.draw(flowed, n_flow, self._rng)])
-        region = self.last_region = self._capped_region(candidates, spread)
+        # two places searched (the flow's proposal and the last box): capped like a widened search
+        region = self.last_region = self._capped_region(candidates, None if n_flow else spread)
         return candidates, region
 
     def warm_up(self) -> None:
@@ -350,8 +351,8 @@ class M5LTracker:
 
     def _capped_region(self, candidates: np.ndarray, spread: float | None = None) -> SearchRegion:
         """The crop of ``candidates``, at a coarser scale when a widened spread (or a re-detection
-        tile: ``spread`` None) would make it larger than ``max_area_ratio`` ordinary crops (so a
-        widened frame costs about an ordinary one)."""
+        tile or two searched places: ``spread`` None) would make it larger than ``max_area_ratio``
+        ordinary crops (so a widened frame costs about an ordinary one)."""
         region = self._region(candidates)
         search = self.config.search
         if spread is not None and spread <= search.trans:
