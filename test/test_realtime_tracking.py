@@ -1,4 +1,5 @@
-"""Issue #12: the learning budget, quick start, time-aware search, calibrated failures, re-detection.
+"""Issue #12: the learning budget, quick start, calibrated failures, re-detection (time-aware search:
+test_time_aware_search.py).
 
 All with the tiny random network of test_tracking.py (no dependence on the bundled model) on
 synthetic frames; the scene for failures and re-detection is drawn here: a red target with a
@@ -21,10 +22,8 @@ from test_tracking import fast_config, synthetic, tiny_model
 from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking import M5LTracker
 from m5l_core.tracking.api import TrackerError
-from m5l_core.tracking.config import BudgetConfig, SearchConfig
-from m5l_core.tracking.flow import grey, median_flow
+from m5l_core.tracking.config import BudgetConfig
 from m5l_core.tracking.learner import Learner
-from m5l_core.tracking.motion import MotionModel
 from m5l_core.tracking.online import learner_copy, online_parameters
 
 SIDE = 28
@@ -248,140 +247,6 @@ def test_quick_start_gives_a_box_on_the_second_frame_and_finishes_in_the_budget(
     full = tracker(init={"iterations": 20, "quick_iterations": 20})
     full.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
     assert full.learner.pending == () and full._regressor.fitted
-
-
-# -- 3. time-aware search -----------------------------------------------------------------------
-
-def test_the_spread_grows_with_the_stamp_gap_up_to_its_bound():
-    motion = MotionModel(SearchConfig(gap_free=0.05, gap_exponent=1.0, max_trans=2.0))
-    motion.reset(np.array([0.0, 0, 10, 10]), 0.0)
-    spreads = {}
-    for stamp in (0.04, 0.14, 1.14):
-        motion.advance(stamp)
-        spreads[round(motion.gap, 2)] = motion.spread(0.6)
-    assert spreads == pytest.approx({0.04: 0.6, 0.1: 0.6 * 2, 1.0: 2.0})
-    motion.advance(None)                          # no stamp: the next frame, nothing grows
-    assert motion.spread(0.6) == 0.6
-
-
-
-def test_the_search_moves_with_the_targets_velocity_only_after_a_gap():
-    motion = MotionModel(SearchConfig(gap_free=0.05, velocity_weight=0.5))
-    box = np.array([0.0, 0.0, 10.0, 10.0])
-    motion.reset(box, 0.0)
-    motion.advance(0.033)
-    motion.good_frame(box + [3.0, -1.5, 0, 0])        # ~91 px/s right, ~45 px/s up
-    motion.advance(0.066)                             # the next frame: around the last box
-    np.testing.assert_array_equal(motion.predict(box), box)
-    motion.advance(0.266)                             # 0.2 s later: half of 0.2 s of that motion
-    shift = 0.5 * np.array([3.0, -1.5]) / 0.033 * 0.2
-    np.testing.assert_allclose(motion.predict(box), [*shift, 10.0, 10.0])
-
-def textured(seed: int = 0, shape=(240, 320)) -> np.ndarray:
-    """Noise with fine and coarse structure (as real images have, for every pyramid level)."""
-    rng = np.random.default_rng(seed)
-    layers = [cv2.GaussianBlur(rng.integers(0, 256, (*shape, 3)).astype(np.float32), (0, 0), sigma)
-              for sigma in (2, 10)]
-    noise = sum((layer - layer.mean()) / layer.std() for layer in layers)
-    return np.clip(noise * 30 + 128, 0, 255).astype(np.uint8)
-
-
-def test_median_flow_follows_a_shift_of_the_boxs_content_and_gives_up_on_a_blank_image():
-    image = textured()
-    shifted = np.roll(image, (-4, 7), axis=(0, 1))                 # content 7 px right, 4 px up
-    box = np.array([120.0, 90.0, 40.0, 30.0])
-    shift = median_flow(grey(image), grey(shifted), box, grid=10, window=21, levels=4)
-    np.testing.assert_allclose(shift, [7.0, -4.0], atol=0.5)
-    far = np.roll(image, (30, -45), axis=(0, 1))                   # beyond one window: the pyramid
-    np.testing.assert_allclose(median_flow(grey(image), grey(far), box, 10, 21, 4), [-45.0, 30.0], atol=1.0)
-    blank = np.full_like(image, 90)
-    assert median_flow(grey(blank), grey(blank), box, 10, 21, 4) is None
-
-
-def panned_scene(pan=(40, 25)):
-    """A red target with a white cross in a textured world, seen by a camera that stands still for
-    two frames, then turns so that everything moves ``pan`` pixels (1.7 target sides)."""
-    world = textured(seed=5, shape=(400, 520))
-    heat_world = np.full(world.shape[:2], 40, np.uint8)
-    x, y = 200, 160
-    world[y:y + SIDE, x:x + SIDE] = (230, 40, 40)
-    world[y + SIDE // 2 - 3:y + SIDE // 2 + 3, x:x + SIDE] = 255
-    world[y:y + SIDE, x + SIDE // 2 - 3:x + SIDE // 2 + 3] = 255
-    heat_world[y:y + SIDE, x:x + SIDE] = 220
-    cameras = [(100, 80), (100, 80), (100 - pan[0], 80 - pan[1])]
-    rgb = [world[cy:cy + 240, cx:cx + 320].copy() for cx, cy in cameras]
-    thermal = [heat_world[cy:cy + 240, cx:cx + 320].copy() for cx, cy in cameras]
-    return rgb, thermal, np.array([(x - cx, y - cy, SIDE, SIDE) for cx, cy in cameras], dtype=np.float64)
-
-
-@pytest.mark.parametrize("share", [0.5, 0.0])
-def test_the_flow_proposal_finds_a_target_after_the_camera_turned_during_a_gap(share):
-    rgb, thermal, gt = panned_scene()
-    t = tracker(search={"flow_share": share, "max_trans": 1.0})
-    t.initialize(rgb[0], thermal[0], gt[0], stamp=0.0)
-    t.track(rgb[1], thermal[1], stamp=1 / 30)
-    found = t.track(rgb[2], thermal[2], stamp=1 / 30 + 0.5)          # 14 frames dropped
-    overlap = float(overlap_ratio(found.box, gt[2]))
-    if share:
-        assert overlap > 0.5
-    else:
-        assert overlap < 0.3, "the capped spread alone (1 side) cannot reach 1.7 sides"
-
-
-@pytest.mark.parametrize("every_frame", [True, False])
-def test_the_flow_proposal_on_every_frame_serves_sequences_without_stamps(every_frame):
-    rgb, thermal, gt = panned_scene()
-    t = tracker(search={"flow_every_frame": every_frame})
-    t.initialize(rgb[0], thermal[0], gt[0])
-    t.track(rgb[1], thermal[1])
-    overlap = float(overlap_ratio(t.track(rgb[2], thermal[2]).box, gt[2]))
-    assert (overlap > 0.5) == every_frame
-
-
-def test_a_frame_searching_two_places_is_capped_like_a_widened_search():
-    rgb, thermal, gt = panned_scene()
-    areas = {}
-    for ratio in (100.0, 1.1):
-        t = tracker(search={"max_area_ratio": ratio})
-        t.initialize(rgb[0], thermal[0], gt[0])
-        t.track(rgb[1], thermal[1])
-        ordinary = t.last_region.area
-        t.track(rgb[2], thermal[2])                  # the proposal 1.7 sides away: two places
-        areas[ratio] = t.last_region.area / ordinary
-    assert areas[100.0] > 1.3, "the test needs a proposal that enlarges the crop"
-    assert areas[1.1] <= 1.1 * 1.05
-
-
-def test_without_a_gap_the_gap_only_flow_proposal_changes_nothing(clean):
-    boxes = {}
-    for share in (0.5, 0.0):
-        t = tracker(search={"flow_share": share, "flow_every_frame": False})
-        t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0)
-        boxes[share] = [t.track(clean.rgb[i], clean.thermal[i], stamp=i / 30).box for i in range(1, 6)]
-    np.testing.assert_array_equal(boxes[0.5], boxes[0.0])
-
-
-def test_frames_at_the_camera_rate_are_tracked_as_without_stamps(clean):
-    """A lockstep replay (stamps 1/30 s apart) equals the offline runner (no stamps), flow included."""
-    boxes = {}
-    for stamped in (True, False):
-        t = tracker(search={"flow_every_frame": True})
-        t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0 if stamped else None)
-        boxes[stamped] = [t.track(clean.rgb[i], clean.thermal[i], stamp=i / 30 if stamped else None).box
-                          for i in range(1, 6)]
-    np.testing.assert_array_equal(boxes[True], boxes[False])
-
-
-def test_a_skipped_second_widens_the_crop_within_the_cost_bound(clean):
-    t = tracker(search={"max_area_ratio": 2.0, "max_trans": 2.0})
-    t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0)
-    t.track(clean.rgb[1], clean.thermal[1], stamp=1 / 30)
-    ordinary = t.last_region
-    t.track(clean.rgb[2], clean.thermal[2], stamp=1 / 30 + 1.0)
-    skipped = t.last_region
-    assert skipped.box[2] > 1.8 * ordinary.box[2]                        # searches farther...
-    ordinary_px, skipped_px = (np.prod(r.out_size) for r in (ordinary, skipped))
-    assert skipped_px <= 2.0 * ordinary_px * 1.1                          # ...at bounded cost
 
 
 # -- 4. failure signal --------------------------------------------------------------------------

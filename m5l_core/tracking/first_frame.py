@@ -54,8 +54,8 @@ class FirstFrameFit:
             t.trainer.train(optimizer, pos_f, neg_f, init.iterations, t._rng)
             _fit_regressor(regressor, reg_f, reg, box)
         else:
-            _run_all(TrainingRun(t.trainer, optimizer, pos_f, neg_f, init.quick_iterations, t._rng,
-                                 neg_candidates=min(t.config.optim.neg_candidates, len(neg_f))))
+            TrainingRun(t.trainer, optimizer, pos_f, neg_f, init.quick_iterations, t._rng,
+                        neg_candidates=min(t.config.optim.neg_candidates, len(neg_f))).run_all()
         t._publish_weights()
         t._new_memories(pos_f, neg_f)
         t.reference.reset(t.classifier.scores(pos_f).cpu().numpy())
@@ -98,17 +98,10 @@ class FirstFrameFit:
             yield
         run = TrainingRun(trainer, optimizer, torch.cat([pos_f, more_pos]), torch.cat([neg_f, more_neg]),
                           t.config.init.iterations - t.config.init.quick_iterations, rng)
-        while run.remaining:
-            run.step()
-            yield
-
+        yield from run.as_job()
 
 
 def _fit_regressor(regressor: BoxRegressor, reg_f: torch.Tensor, reg: np.ndarray, box: np.ndarray) -> None:
     if len(reg_f):
         regressor.fit(reg_f, reg, box)
 
-
-def _run_all(run: TrainingRun) -> None:
-    while run.remaining:
-        run.step()

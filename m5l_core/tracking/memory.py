@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
 import torch
 
 
@@ -45,3 +46,11 @@ class FrameMemory:
 
     def clear(self) -> None:
         self._frames.clear()
+
+
+def random_subset(features: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """At most ``n`` rows of ``features``, drawn without replacement (all of them when fewer)."""
+    if len(features) <= n:
+        return features
+    index = torch.from_numpy(rng.choice(len(features), n, replace=False)).to(features.device)
+    return features.index_select(0, index)

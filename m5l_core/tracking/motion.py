@@ -64,9 +64,8 @@ class MotionModel:
         mean sides, one standard deviation of their offsets): there a second cluster would only
         enlarge the crop."""
         cfg = self.config
-        if self._previous_grey is None or self._grey is None:
-            return None
-        if not (self._after_gap() or cfg.flow_every_frame):
+        have_frames = self._previous_grey is not None and self._grey is not None
+        if not have_frames or not (self._after_gap() or cfg.flow_every_frame):
             return None
         shift = median_flow(self._previous_grey, self._grey, box, cfg.flow_grid, cfg.flow_window,
                             cfg.flow_levels)

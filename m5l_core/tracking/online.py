@@ -93,10 +93,7 @@ class OnlineClassifier:
     def train(self, optimizer: torch.optim.Optimizer, pos: torch.Tensor, neg: torch.Tensor,
               iterations: int, rng: np.random.Generator) -> float:
         """``iterations`` SGD steps at once; returns the last mini-batch loss (nan when none ran)."""
-        run = TrainingRun(self, optimizer, pos, neg, iterations, rng)
-        while run.remaining:
-            run.step()
-        return run.last_loss
+        return TrainingRun(self, optimizer, pos, neg, iterations, rng).run_all()
 
     def sgd_step(self, optimizer: torch.optim.Optimizer, batch_pos: torch.Tensor,
                  neg_candidates: torch.Tensor) -> float:
@@ -195,6 +192,18 @@ class TrainingRun:
                                                   self.neg.index_select(0, self._neg_idx[index]))
         self.done += 1
         return self.last_loss
+
+    def run_all(self) -> float:
+        """Every remaining step now; returns the last mini-batch loss (nan when none ran)."""
+        while self.remaining:
+            self.step()
+        return self.last_loss
+
+    def as_job(self):
+        """The remaining steps as a learner job (learner.py): one SGD iteration per ``next``."""
+        while self.remaining:
+            self.step()
+            yield
 
 
 def _index_stream(n: int, per_step: int, steps: int, rng: np.random.Generator,

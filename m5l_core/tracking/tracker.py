@@ -39,7 +39,7 @@ from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
 from m5l_core.tracking.learner import Learner
-from m5l_core.tracking.memory import FrameMemory
+from m5l_core.tracking.memory import FrameMemory, random_subset
 from m5l_core.tracking.motion import MotionModel
 from m5l_core.tracking.online import (
     OnlineClassifier,
@@ -308,7 +308,7 @@ class M5LTracker:
         self._last_update = collected
         run = TrainingRun(self.trainer, self._update_optimizer, pos, self._neg_memory.latest(),
                           upd.iterations, self._rng)
-        self.learner.submit("update", _steps(run))
+        self.learner.submit("update", run.as_job())
 
     def _collect(self, feats, region: SearchRegion, box: np.ndarray) -> None:
         """Pool this frame's update samples from the maps already computed (no second conv pass)."""
@@ -395,19 +395,5 @@ class M5LTracker:
         upd = self.config.update
         self._pos_memory = FrameMemory(upd.long_term_frames)
         self._neg_memory = FrameMemory(upd.short_term_frames)
-        self._pos_memory.add(_subset(pos, upd.n_pos, self._rng).to(self._store_dtype))
-        self._neg_memory.add(_subset(neg, upd.n_neg, self._rng).to(self._store_dtype))
-
-
-def _steps(run: TrainingRun):
-    """A training run as a learner job: one SGD iteration per step."""
-    while run.remaining:
-        run.step()
-        yield
-
-
-def _subset(features: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
-    if len(features) <= n:
-        return features
-    index = torch.from_numpy(rng.choice(len(features), n, replace=False)).to(features.device)
-    return features.index_select(0, index)
+        self._pos_memory.add(random_subset(pos, upd.n_pos, self._rng).to(self._store_dtype))
+        self._neg_memory.add(random_subset(neg, upd.n_neg, self._rng).to(self._store_dtype))
