@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that interrupted :func:`atomic_write` calls for ``path`` left
+    beside it (a ``kill -9`` between the temporary file and the rename); returns them. Only call
+    it where no other process may be writing ``path`` right now."""
+    path = Path(path)
+    found = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+    for leftover in found:
+        leftover.unlink(missing_ok=True)
+    return found
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

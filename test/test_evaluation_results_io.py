@@ -83,3 +83,15 @@ def test_write_result_file_round_trips_and_refuses_nan(tmp_path):
         write_result_file(tmp_path / "bad.txt", [[1, 2, 3, 4], [np.nan, 1, 1, 1]])
     assert not (tmp_path / "bad.txt").exists()
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["seq.txt"]  # no temporary files left
+
+
+def test_leftovers_of_an_interrupted_write_are_removed_for_that_file_only(tmp_path):
+    from m5l_core.atomic import remove_leftovers
+
+    mine = [tmp_path / ".seq[1].txt.ab12cd.tmp", tmp_path / ".seq[1].txt.x9.tmp"]
+    others = [tmp_path / ".seq1.txt.ab12cd.tmp", tmp_path / ".seq[1].json.ab.tmp", tmp_path / "seq[1].txt"]
+    for path in mine + others:
+        path.write_text("1,2")
+    assert sorted(remove_leftovers(tmp_path / "seq[1].txt")) == sorted(mine)
+    assert not any(p.exists() for p in mine) and all(p.exists() for p in others)
+    assert remove_leftovers(tmp_path / "missing" / "seq.txt") == []

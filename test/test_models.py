@@ -62,6 +62,18 @@ def test_two_streams_same_architecture_independent_weights():
     assert model.rgb_stream.conv3.dilation == (3, 3)
 
 
+def test_twin_streams_run_as_one_batch():
+    model = make().eval()
+    assert not model.streams_are_twins()   # independent weights per modality by default
+    model.thermal_stream.load_state_dict(model.rgb_stream.state_dict())
+    assert model.streams_are_twins()
+    rgb, thermal, _ = inputs(batch=2)
+    with torch.no_grad():
+        apart, batched = model.features(rgb, thermal), model.features(rgb, thermal, twins=True)
+    for one, other in zip(apart, batched, strict=True):
+        torch.testing.assert_close(one, other, rtol=1e-5, atol=1e-4)
+
+
 def test_attention_weights_are_reported_per_modality():
     model = make().eval()
     rgb, thermal, rois = inputs()

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from m5l_core.models.roi_align import (
+    BLOCKS_FROM_ROIS,
+    CHANNEL_BLOCK,
     FEATURE_OFFSET,
     FEATURE_STRIDE,
     RECEPTIVE_FIELD,
@@ -92,6 +94,18 @@ def test_matches_naive_reference(adaptive, sampling, reduce):
     got = roi_align(features, rois, 3, adaptive=adaptive, sampling=sampling, reduce=reduce)
     assert got.shape == (9, 3, 3, 3)
     expected = reference(features, rois, 3, adaptive, sampling, reduce)
+    assert torch.allclose(got, expected, atol=1e-9), (got - expected).abs().max()
+
+
+def test_maps_wider_than_a_channel_block_pool_like_the_reference():
+    channels = 2 * CHANNEL_BLOCK + 5   # pooled in three blocks, the last one short
+    gen = torch.Generator().manual_seed(5)
+    features = torch.randn(1, channels, 5, 6, generator=gen, dtype=torch.float64)
+    rois = random_rois(4, 1, 48.0, gen)
+    many = rois.repeat(BLOCKS_FROM_ROIS // 4 + 1, 1)   # enough RoIs to be pooled in blocks
+    got = roi_align(features, many, 3)[: len(rois)]
+    assert torch.equal(got, roi_align(features, many[: len(rois)], 3))
+    expected = reference(features, rois, 3, True, 1, "max")
     assert torch.allclose(got, expected, atol=1e-9), (got - expected).abs().max()
 
 

@@ -98,8 +98,18 @@ class M5LNet(nn.Module):
         load_imagenet_into((self.rgb_stream, self.thermal_stream), self.config, path)
 
     # -- forward pieces -------------------------------------------------------------------------
-    def features(self, rgb: Tensor, thermal: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,3,H,W) mean-subtracted images -> stride-8 maps (B,C,h,w) per modality."""
+    def streams_are_twins(self) -> bool:
+        """Whether both streams hold the same weights (one frozen ImageNet trunk for both modalities,
+        as the bundled model has): then :meth:`features` can run them as one batch."""
+        rgb, thermal = self.rgb_stream.state_dict(), self.thermal_stream.state_dict()
+        return rgb.keys() == thermal.keys() and all(torch.equal(rgb[k], thermal[k]) for k in rgb)
+
+    def features(self, rgb: Tensor, thermal: Tensor, twins: bool = False) -> tuple[Tensor, Tensor]:
+        """(B,3,H,W) mean-subtracted images -> stride-8 maps (B,C,h,w) per modality.
+
+        ``twins`` (only when :meth:`streams_are_twins`): both modalities in one pass of the RGB
+        stream, batched (on a CPU one batch of two is ~15 % cheaper than two batches of one).
+        """
         min_input = self.geometry.min_input
         for name, image in (("rgb", rgb), ("thermal", thermal)):
             if image.dim() != 4 or image.shape[1] != 3:
@@ -110,6 +120,9 @@ class M5LNet(nn.Module):
         if rgb.shape != thermal.shape:
             raise ValueError(f"rgb {tuple(rgb.shape)} and thermal {tuple(thermal.shape)} inputs differ "
                              "in shape")
+        if twins:
+            both = self.rgb_stream(torch.cat((rgb, thermal)))
+            return both[: len(rgb)], both[len(rgb):]
         return self.rgb_stream(rgb), self.thermal_stream(thermal)
 
     def pool(self, feats: tuple[Tensor, Tensor], rois: Tensor) -> tuple[Tensor, Tensor]:

@@ -50,6 +50,12 @@ RECEPTIVE_FIELD = 75
 FEATURE_OFFSET = RECEPTIVE_FIELD / 2.0  # 37.5: receptive-field centre of conv3 cell 0, in input pixels
 SPATIAL_SCALE = 1.0 / FEATURE_STRIDE
 MIN_ROI_CELLS = 1.0  # smallest RoI side, in feature cells
+# Many RoIs are pooled a block of channels at a time: the per-cell arithmetic runs on (channels,
+# k+2, k+2, N) grids, which for the first frame's ~5500 samples and all 112 channels of a Lite0 map
+# (60 MB) spill every cache; in blocks of 32 channels they pool ~2x faster on this CPU. A frame's
+# 256 candidates pool faster in one piece.
+CHANNEL_BLOCK = 32
+BLOCKS_FROM_ROIS = 1024
 
 
 def align_rois_to_receptive_field(rois: Tensor, offset: float = FEATURE_OFFSET) -> Tensor:
@@ -89,7 +95,9 @@ def roi_align(features: Tensor, rois: Tensor, output_size: int = 3, *, spatial_s
         return features.new_zeros((0, features.shape[1], output_size, output_size))
     compute = features if features.dtype in (torch.float32, torch.float64) else features.float()
     with torch.autocast(features.device.type, enabled=False):
-        pooled = _pool(compute, rois, output_size, spatial_scale, adaptive, sampling, reduce)
+        blocks = compute.split(CHANNEL_BLOCK, dim=1) if len(rois) >= BLOCKS_FROM_ROIS else (compute,)
+        pooled = torch.cat([_pool(block, rois, output_size, spatial_scale, adaptive, sampling, reduce)
+                            for block in blocks], dim=1)
     return pooled.to(features.dtype)
 
 

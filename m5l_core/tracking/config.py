@@ -233,6 +233,8 @@ class RuntimeConfig:
                             "the tracker fast beside other busy processes: OpenMP threads that wait for "
                             "each other collapse when another process takes a core", low=0, high=256)
     channels_last: bool = param(True, "run the conv layers in channels-last memory layout (faster on CPU)")
+    batch_twin_streams: bool = param(True, "when both streams hold the same weights (the bundled model: one "
+                                           "frozen ImageNet trunk), run the two crops as one batch")
 
 
 @dataclass(frozen=True)

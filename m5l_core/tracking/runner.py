@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from m5l_core.atomic import atomic_write_text
+from m5l_core.atomic import atomic_write_text, remove_leftovers
 from m5l_core.config import ConfigError
 from m5l_core.datasets import DatasetError, Sequence
 from m5l_core.datasets.frames import read_frame
@@ -112,10 +112,13 @@ def run_sequences(make_tracker: Callable[[], RGBTTracker], sequences: list[Seque
     tracker = make_tracker() if todo else None
     bar = tqdm(todo, desc="sequences", unit="seq", disable=not progress or None)
     for sequence in bar:
+        result_path, meta_path = out_dir / f"{sequence.name}.txt", out_dir / "meta" / f"{sequence.name}.json"
+        for path in (result_path, meta_path):   # a sequence is this run's alone, also among shards
+            remove_leftovers(path)
         boxes, run = _track_one(tracker, sequence, video_dir, preprocess, progress)
-        write_result_file(out_dir / f"{sequence.name}.txt", boxes)
+        write_result_file(result_path, boxes)
         meta = {**asdict(run), **(run_info or {})}
-        atomic_write_text(out_dir / "meta" / f"{sequence.name}.json", json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
         runs.append(run)
         bar.set_postfix_str(f"{sequence.name}: {run.fps:.1f} fps")
         if progress:

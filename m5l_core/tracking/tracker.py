@@ -80,6 +80,7 @@ class M5LTracker:
         self.precision = resolve_precision(self.device, runtime.precision)
         self._autocast = autocast_factory(self.device, self.precision)
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
+        self._twin_streams = runtime.batch_twin_streams and self.model.streams_are_twins()
         # fc4/fc5 change online (nothing else does): every sequence starts again from the loaded ones.
         self._initial_online = [p.detach().clone() for p in online_parameters(self.model)]
         self._box: np.ndarray | None = None
@@ -374,7 +375,7 @@ class M5LTracker:
     def _features(self, rgb: torch.Tensor, thermal: torch.Tensor,
                   model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode(), self._autocast():
-            feats = (model if model is not None else self.model).features(rgb, thermal)
+            feats = (model if model is not None else self.model).features(rgb, thermal, self._twin_streams)
         # RoI coordinates must not be rounded to bf16, so pooling always runs in float32.
         return tuple(f.float().clone() for f in feats)
 
