@@ -10,10 +10,12 @@ import pytest
 import yaml
 from test_tracking import FAST_SETTINGS, write_tiny_checkpoint
 
+from m5l_core.config import ConfigError
 from m5l_core.datasets import load_benchmark
 from m5l_core.datasets.synthetic import SyntheticConfig, write_dataset
 from m5l_core.evaluation import evaluate_tracker, read_results_dir
-from m5l_core.tracking.runner import parse_shard, shard_names
+from m5l_core.tracking.api import TrackResult
+from m5l_core.tracking.runner import FrameSchedule, parse_shard, shard_names, track_sequence
 from m5l_core.tracking.runner_cli import main
 
 NAMES = ["synth_0000", "synth_0001", "synth_0002"]
@@ -133,3 +135,43 @@ def test_demo_generates_tracks_scores_and_plots(tmp_path, capsys):
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["demo_00.mp4", "demo_01.mp4"]
     scores = json.loads((out / "scores.json").read_text())["trackers"][0]
     assert set(scores["per_sequence"]) == {"demo_00", "demo_01"}
+
+
+class RecordingTracker:
+    """Returns box (index, 0, 10, 10) for the frame stamped index / 30 and records every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def initialize(self, rgb, thermal, box, stamp=None):
+        self.calls.append(("init", stamp))
+
+    def track(self, rgb, thermal, stamp=None):
+        self.calls.append(("track", stamp))
+        index = round(stamp * 30) if stamp is not None else -1
+        return TrackResult(box=np.array([index, 0.0, 10.0, 10.0]), score=1.0, success=True, rgb_weight=1.0,
+                           thermal_weight=1.0)
+
+
+def test_a_frame_schedule_tracks_every_nth_frame_holds_the_box_and_stamps_the_gaps(setup):
+    sequence = load_benchmark("gtot", setup / "data", names=["synth_0000"], progress=False)[0]  # 6 frames
+    tracker = RecordingTracker()
+    boxes, run = track_sequence(tracker, sequence, schedule=FrameSchedule(every=2, first=3))
+    assert tracker.calls == [("init", 0.0), ("track", 3 / 30), ("track", 5 / 30)]
+    assert boxes[:, 0].tolist() == [sequence.init_box[0], sequence.init_box[0], sequence.init_box[0], 3, 3, 5]
+    assert run.frames == 6
+
+    tracker = RecordingTracker()
+    track_sequence(tracker, sequence)   # the default: every frame, unstamped, as offline benchmarks run
+    assert tracker.calls == [("init", None)] + [("track", None)] * 5
+    with pytest.raises(ConfigError, match="every >= 1"):
+        FrameSchedule(every=0)
+
+
+def test_every_nth_frame_from_the_command_line_records_its_schedule(setup, tmp_path):
+    assert track(setup, tmp_path / "sparse", "--every", "2", "--first-tracked", "3") == 0
+    meta = json.loads((tmp_path / "sparse" / "meta" / "synth_0001.json").read_text())
+    assert meta["schedule"] == {"every": 2, "first": 3, "camera_fps": 30.0}
+    rows = read_results_dir(tmp_path / "sparse", ["synth_0001"])["synth_0001"]
+    np.testing.assert_array_equal(rows[1], rows[0])   # held initial box until frame 3
+    np.testing.assert_array_equal(rows[4], rows[3])   # frame 4 holds frame 3's result

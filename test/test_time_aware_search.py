@@ -152,3 +152,19 @@ def test_a_skipped_second_widens_the_crop_within_the_cost_bound(clean):
     assert skipped.box[2] > 1.8 * ordinary.box[2]                        # searches farther...
     ordinary_px, skipped_px = (np.prod(r.out_size) for r in (ordinary, skipped))
     assert skipped_px <= 2.0 * ordinary_px * 1.1                          # ...at bounded cost
+
+
+@pytest.mark.parametrize("gap_scale", [False, True])
+def test_the_scale_jitter_grows_with_the_stamp_gap_like_the_spread(clean, gap_scale):
+    t = tracker(search={"gap_scale": gap_scale, "max_trans": 2.0, "flow_share": 0.0})
+    t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0], stamp=0.0)
+
+    def size_range(stamp: float) -> float:
+        candidates, _ = t._candidates(stamp, clean.rgb[1])   # advances the motion model to ``stamp``
+        return float(candidates[:, 2].max() / candidates[:, 2].min())
+
+    base = t.config.search.scale
+    at_camera_rate = size_range(1 / 30)
+    assert at_camera_rate <= base ** 2 * 1.001                 # scale ** +-1: the RT-MDNet jitter
+    after_a_gap = size_range(1 / 30 + 0.5)                       # the spread grew to its bound
+    assert after_a_gap > base ** 2 * 1.05 if gap_scale else after_a_gap <= base ** 2 * 1.001

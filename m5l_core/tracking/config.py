@@ -52,6 +52,9 @@ class SearchConfig:
     max_trans: float = param(1.0, "upper bound of the spread (target sides) that stamp gaps may grow to "
                                   "(a wider spread thins the candidates out: re-detection covers larger "
                                   "jumps)", low=0.0, high=10.0)
+    gap_scale: bool = param(True, "after a gap longer than gap_free, grow the scale jitter like the spread "
+                                  "(scale ** (grown spread / spread)): a target zooms in dropped frames too; "
+                                  "false = only the spread grows")
     velocity_weight: float = param(0.0, "constant-velocity prediction: move the search centre by this share "
                                         "of (velocity of the last two good frames x gap) after a gap longer "
                                         "than gap_free; 0 = off",

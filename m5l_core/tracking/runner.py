@@ -37,8 +37,8 @@ class SequenceRun:
     init_seconds: float
     track_seconds: float
     failures: int
-    fps: float                  # all frames over all time, initialisation included (RT-MDNet's figure)
-    track_fps: float            # frames after the first over their time
+    fps: float                  # tracked frames over all time, initialisation included (RT-MDNet's figure)
+    track_fps: float            # tracked frames after the first over their time
     lost: tuple[int, ...] = ()  # frames the tracker reported as failures (LOST)
 
 
@@ -62,28 +62,68 @@ def shard_names(names: Iterable[str], shard: tuple[int, int] | None) -> list[str
     return ordered[index - 1::count]
 
 
+@dataclass(frozen=True)
+class FrameSchedule:
+    """Which frames the tracker sees: all of them (offline benchmarks), or those a tracker that
+    keeps up with every ``every``-th camera frame would see live, starting ``first`` frames after
+    the initial box (a slow start misses more). The boxes of the frames in between are the last
+    result, as a robot would have it (and as ``m5l-replay-eval`` scores a realtime replay); skipped
+    frames show in the stamps (``index / camera_fps``), so the time-aware search sees the gaps.
+    Deterministic: a host-independent stand-in for a realtime replay at ``camera_fps / every``
+    outputs per second."""
+
+    every: int = 1
+    first: int | None = None        # the first tracked frame after frame 0 (default: ``every``)
+    camera_fps: float = 30.0
+
+    def __post_init__(self):
+        if self.every < 1 or (self.first is not None and self.first < 1) or self.camera_fps <= 0:
+            raise ConfigError(f"frame schedule needs every >= 1, first >= 1 and camera_fps > 0, got "
+                              f"every={self.every}, first={self.first}, camera_fps={self.camera_fps}")
+
+    @property
+    def skips(self) -> bool:
+        return self.every > 1 or (self.first or 1) > 1
+
+    def tracked(self, index: int) -> bool:
+        first = self.first or self.every
+        return index == 0 or (index >= first and (index - first) % self.every == 0)
+
+    def stamp(self, index: int) -> float | None:
+        """The frame's stamp in seconds when frames are skipped; None for an ordinary run (unstamped,
+        exactly as before schedules existed)."""
+        return index / self.camera_fps if self.skips else None
+
+
 def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable | None = None,
-                   progress: bool = False) -> tuple[np.ndarray, SequenceRun]:
-    """Run ``tracker`` over a sequence; ``on_frame(index, rgb, thermal, result)`` sees every frame."""
+                   progress: bool = False, schedule: FrameSchedule = FrameSchedule()
+                   ) -> tuple[np.ndarray, SequenceRun]:
+    """Run ``tracker`` over a sequence (the frames of ``schedule``); ``on_frame(index, rgb, thermal,
+    result)`` sees every frame the tracker sees."""
     if not sequence.has_images:
         raise DatasetError(f"sequence {sequence.name!r} has no image files to track")
     n = len(sequence.rgb_frames)
     boxes = np.zeros((n, 4))
     boxes[0] = sequence.init_box
     lost: list[int] = []
-    init_seconds, track_seconds = 0.0, 0.0
+    init_seconds, track_seconds, tracked = 0.0, 0.0, 0
     bar = tqdm(range(n), desc=sequence.name, unit="frame", leave=False, disable=not progress or None)
     for index in bar:
+        if not schedule.tracked(index):
+            boxes[index] = boxes[index - 1]
+            continue
         rgb = read_frame(sequence.rgb_frames[index], thermal=False)
         thermal = read_frame(sequence.thermal_frames[index], thermal=True)
+        stamp = {} if schedule.stamp(index) is None else {"stamp": schedule.stamp(index)}
         start = time.perf_counter()
         result: TrackResult | None = None
         if index == 0:
-            tracker.initialize(rgb, thermal, sequence.init_box)
+            tracker.initialize(rgb, thermal, sequence.init_box, **stamp)
             init_seconds = time.perf_counter() - start
         else:
-            result = tracker.track(rgb, thermal)
+            result = tracker.track(rgb, thermal, **stamp)
             track_seconds += time.perf_counter() - start
+            tracked += 1
             boxes[index] = result.box
             if not result.success:
                 lost.append(index)
@@ -91,8 +131,8 @@ def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable 
             on_frame(index, rgb, thermal, result)
     total = init_seconds + track_seconds
     run = SequenceRun(name=sequence.name, frames=n, init_seconds=init_seconds, track_seconds=track_seconds,
-                      failures=len(lost), fps=n / total if total > 0 else 0.0,
-                      track_fps=(n - 1) / track_seconds if track_seconds > 0 else 0.0, lost=tuple(lost))
+                      failures=len(lost), fps=(tracked + 1) / total if total > 0 else 0.0,
+                      track_fps=tracked / track_seconds if track_seconds > 0 else 0.0, lost=tuple(lost))
     return boxes, run
 
 
@@ -102,7 +142,8 @@ def is_done(out_dir: Path, name: str) -> bool:
 
 def run_sequences(make_tracker: Callable[[], RGBTTracker], sequences: list[Sequence], out_dir: Path, *,
                   video_dir: Path | None = None, preprocess: PreprocessConfig = PreprocessConfig(),
-                  run_info: dict | None = None, progress: bool = True) -> list[SequenceRun]:
+                  run_info: dict | None = None, progress: bool = True,
+                  schedule: FrameSchedule = FrameSchedule()) -> list[SequenceRun]:
     """Track every sequence not already done in ``out_dir``; returns the runs made now."""
     out_dir = Path(out_dir)
     todo = [s for s in sequences if not is_done(out_dir, s.name)]
@@ -115,7 +156,7 @@ def run_sequences(make_tracker: Callable[[], RGBTTracker], sequences: list[Seque
         result_path, meta_path = out_dir / f"{sequence.name}.txt", out_dir / "meta" / f"{sequence.name}.json"
         for path in (result_path, meta_path):   # a sequence is this run's alone, also among shards
             remove_leftovers(path)
-        boxes, run = _track_one(tracker, sequence, video_dir, preprocess, progress)
+        boxes, run = _track_one(tracker, sequence, video_dir, preprocess, progress, schedule)
         write_result_file(result_path, boxes)
         meta = {**asdict(run), **(run_info or {})}
         atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
@@ -127,9 +168,10 @@ def run_sequences(make_tracker: Callable[[], RGBTTracker], sequences: list[Seque
     return runs
 
 
-def _track_one(tracker, sequence: Sequence, video_dir: Path | None, preprocess, progress: bool):
+def _track_one(tracker, sequence: Sequence, video_dir: Path | None, preprocess, progress: bool,
+               schedule: FrameSchedule):
     if video_dir is None:
-        return track_sequence(tracker, sequence, progress=progress)
+        return track_sequence(tracker, sequence, progress=progress, schedule=schedule)
     from m5l_core.tracking.video import OverlayVideoWriter
 
     def draw(index, rgb, thermal, result):
@@ -138,4 +180,4 @@ def _track_one(tracker, sequence: Sequence, video_dir: Path | None, preprocess, 
                      init_box=sequence.init_box)
 
     with OverlayVideoWriter(Path(video_dir) / f"{sequence.name}.mp4") as writer:
-        return track_sequence(tracker, sequence, on_frame=draw, progress=progress)
+        return track_sequence(tracker, sequence, on_frame=draw, progress=progress, schedule=schedule)

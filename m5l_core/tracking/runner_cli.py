@@ -6,13 +6,17 @@ Examples::
     m5l-track --dataset rgbt234 --dataset-root data/RGBT234 --checkpoint m.pt --out results/M5L --shard 2/4
     m5l-track --dataset gtot --dataset-root synth/ --out results/synth --save-video videos/
     m5l-track --dataset rgbt234 --dataset-root data/RGBT234 --tracker csrt --out results/CSRT
+    m5l-track --dataset rgbt234 --dataset-root RGBT234 --every 3 --first-tracked 12 --out results/M5L_10fps
 
 A rerun with the same ``--out`` resumes: sequences with a result file are skipped. Shards
 (``--shard i/N``) split the sorted sequence list; their ``--out`` folders merge by copying.
 Tracker settings come from ``--config`` (the ``tracker`` section of a YAML file, or the whole
 file) and ``--set search.n_candidates=128``-style overrides. ``--tracker csrt|kcf`` runs
 OpenCV's classic tracker on the RGB frames instead, through the same runner and result files,
-so ``m5l-eval`` compares it with M5L as it is. Exit status 2 on bad input.
+so ``m5l-eval`` compares it with M5L as it is. ``--every N`` tracks only every N-th frame (from
+frame ``--first-tracked``), holding the last box in between and stamping frames at
+``--camera-fps``: what a tracker that keeps up with camera_fps / N frames per second publishes
+live, reproducible on any machine (runner.FrameSchedule). Exit status 2 on bad input.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.classic import CLASSIC_TRACKERS, OpenCVTracker
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.loading import default_model_path, load_tracker
-from m5l_core.tracking.runner import parse_shard, run_sequences, shard_names
+from m5l_core.tracking.runner import FrameSchedule, parse_shard, run_sequences, shard_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None, help="YAML with tracker settings")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a tracker setting, e.g. search.n_candidates=128 (repeatable)")
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="track every N-th frame only, holding the last box in between, with image "
+                             "stamps: a live tracker at camera-fps/N outputs per second (default 1: all)")
+    parser.add_argument("--first-tracked", type=int, default=None, metavar="K",
+                        help="with --every: the first frame tracked after the initial one (default N; "
+                             "larger = a slower start)")
+    parser.add_argument("--camera-fps", type=float, default=30.0,
+                        help="frame rate the stamps of --every assume (default 30)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -106,6 +118,7 @@ def classic_factory(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     config = tracker_config(args.config, args.overrides)
+    schedule = FrameSchedule(args.every, args.first_tracked, args.camera_fps)
     shard = parse_shard(args.shard) if args.shard else None
     if not args.dataset_root.is_dir():
         raise DatasetError(f"{args.dataset_root}: dataset root not found")
@@ -113,12 +126,16 @@ def run(args: argparse.Namespace) -> int:
         make_tracker, info = m5l_factory(args, config)
     else:
         make_tracker, info = classic_factory(args)
+    if schedule.skips:
+        info = {**info, "schedule": {"every": schedule.every, "first": schedule.first or schedule.every,
+                                     "camera_fps": schedule.camera_fps}}
     names = args.sequences or benchmark_sequence_names(args.dataset, args.dataset_root, args.split)
     selected = shard_names(names, shard)
     sequences = load_benchmark(args.dataset, args.dataset_root, args.split, names=selected,
                                require_images=True, progress=not args.quiet)
     runs = run_sequences(make_tracker, sequences, args.out, video_dir=args.save_video,
-                         preprocess=config.preprocess, run_info=info, progress=not args.quiet)
+                         preprocess=config.preprocess, run_info=info, progress=not args.quiet,
+                         schedule=schedule)
     if runs:
         frames = sum(r.frames for r in runs)
         seconds = sum(r.init_seconds + r.track_seconds for r in runs)

@@ -202,7 +202,7 @@ class M5LTracker:
         flowed = self.motion.flow_proposal(self._box, spread)
         search = self.config.search
         aspect = search.aspect if search.aspect > 1.0 else None
-        generator = self._generator("gaussian", spread, search.scale, aspect=aspect, clip=True)
+        generator = self._generator("gaussian", spread, self._scale_jitter(spread), aspect=aspect, clip=True)
         n_flow = 0 if flowed is None else int(round(search.flow_share * search.n_candidates))
         candidates = generator.draw(centre_box, search.n_candidates - n_flow, self._rng)
         if n_flow:
@@ -243,6 +243,15 @@ class M5LTracker:
         which covers the image), grown with the gap since the last tracked frame."""
         base = self.config.search.trans if self._redetecting() else self._trans
         return self.motion.spread(base)
+
+    def _scale_jitter(self, spread: float) -> float:
+        """The candidates' scale jitter base: after a stamp gap it grows like their spread did
+        (``search.gap_scale``), since a target zooms during dropped frames as it moves."""
+        search = self.config.search
+        base = search.trans if self._redetecting() else self._trans
+        if not search.gap_scale or base <= 0 or spread <= base:
+            return search.scale
+        return search.scale ** (spread / base)
 
     def _locate(self, feats, region: SearchRegion, candidates: np.ndarray, timer: StageTimer) -> dict:
         cfg = self.config
