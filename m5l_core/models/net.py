@@ -108,7 +108,7 @@ class M5LNet(nn.Module):
         """(B,3,H,W) mean-subtracted images -> stride-8 maps (B,C,h,w) per modality.
 
         ``twins`` (only when :meth:`streams_are_twins`): both modalities in one pass of the RGB
-        stream, batched (on a CPU one batch of two is ~15 % cheaper than two batches of one).
+        stream, batched (on a CPU one batch of two is ~10 % cheaper than two batches of one).
         """
         min_input = self.geometry.min_input
         for name, image in (("rgb", rgb), ("thermal", thermal)):

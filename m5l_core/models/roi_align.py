@@ -51,7 +51,7 @@ FEATURE_OFFSET = RECEPTIVE_FIELD / 2.0  # 37.5: receptive-field centre of conv3 
 SPATIAL_SCALE = 1.0 / FEATURE_STRIDE
 MIN_ROI_CELLS = 1.0  # smallest RoI side, in feature cells
 # Many RoIs are pooled a block of channels at a time: the per-cell arithmetic runs on (channels,
-# k+2, k+2, N) grids, which for the first frame's ~5500 samples and all 112 channels of a Lite0 map
+# k+2, k+2, N) grids, which for the first frame's ~6500 samples and all 112 channels of a Lite0 map
 # (60 MB) spill every cache; in blocks of 32 channels they pool ~2x faster on this CPU. A frame's
 # 256 candidates pool faster in one piece.
 CHANNEL_BLOCK = 32
