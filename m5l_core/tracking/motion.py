@@ -3,9 +3,10 @@
 Frames come with image stamps in the node; when pairs were dropped (the tracker was busy), the
 gap since the last tracked frame is several camera frames and the target may be farther from
 the last box than one frame's spread allows. The spread grows with the gap as
-``(gap / gap_free) ** gap_exponent`` (up to ``max_trans``) and, optionally, the search centre
-moves by a share of the velocity seen between the last two good frames times the gap (only after
-a gap: the next frame is searched around the last box). Without stamps (offline sequences)
+``(gap / gap_free) ** gap_exponent`` (up to ``max_trans``), the scale jitter with it
+(``gap_scale``), and, optionally, the search centre moves by a share of the velocity seen between
+the last two good frames times the gap (only after a gap: the next frame is searched around the
+last box). Without stamps (offline sequences)
 every frame is the next one and none of that changes.
 
 The optical flow of the last box into this frame proposes where the target went (flow.py; a
@@ -82,6 +83,16 @@ class MotionModel:
             return base
         grown = base * (self.gap / cfg.gap_free) ** cfg.gap_exponent
         return max(base, min(grown, cfg.max_trans))
+
+    def scale_jitter(self, base_spread: float) -> float:
+        """The candidates' scale jitter base for this frame: ``search.scale``, and after a gap (with
+        ``gap_scale``) grown as the spread grew from ``base_spread``, since a target zooms during
+        dropped frames as it moves."""
+        cfg = self.config
+        spread = self.spread(base_spread)
+        if not cfg.gap_scale or base_spread <= 0 or spread <= base_spread:
+            return cfg.scale
+        return cfg.scale ** (spread / base_spread)
 
     def predict(self, box: np.ndarray) -> np.ndarray:
         """The box to search around: ``box`` moved by the constant-velocity prediction, after a gap

@@ -198,11 +198,11 @@ class M5LTracker:
             self._box = found
         self.motion.advance(stamp, rgb)
         centre_box = self.motion.predict(self._box)
-        spread = self._spread()
+        spread, scale = self._jitter()
         flowed = self.motion.flow_proposal(self._box, spread)
         search = self.config.search
         aspect = search.aspect if search.aspect > 1.0 else None
-        generator = self._generator("gaussian", spread, self._scale_jitter(spread), aspect=aspect, clip=True)
+        generator = self._generator("gaussian", spread, scale, aspect=aspect, clip=True)
         n_flow = 0 if flowed is None else int(round(search.flow_share * search.n_candidates))
         candidates = generator.draw(centre_box, search.n_candidates - n_flow, self._rng)
         if n_flow:
@@ -238,20 +238,11 @@ class M5LTracker:
         self.learner.stop()
 
     # -- one frame ------------------------------------------------------------------------------
-    def _spread(self) -> float:
-        """This frame's candidate spread: widened after a failure (not while the grid search runs,
-        which covers the image), grown with the gap since the last tracked frame."""
+    def _jitter(self) -> tuple[float, float]:
+        """This frame's candidate spread and scale jitter: widened after a failure (not while the
+        grid search runs, which covers the image), grown with the gap since the last tracked frame."""
         base = self.config.search.trans if self._redetecting() else self._trans
-        return self.motion.spread(base)
-
-    def _scale_jitter(self, spread: float) -> float:
-        """The candidates' scale jitter base: after a stamp gap it grows like their spread did
-        (``search.gap_scale``), since a target zooms during dropped frames as it moves."""
-        search = self.config.search
-        base = search.trans if self._redetecting() else self._trans
-        if not search.gap_scale or base <= 0 or spread <= base:
-            return search.scale
-        return search.scale ** (spread / base)
+        return self.motion.spread(base), self.motion.scale_jitter(base)
 
     def _locate(self, feats, region: SearchRegion, candidates: np.ndarray, timer: StageTimer) -> dict:
         cfg = self.config
