@@ -6,8 +6,8 @@ the last box than one frame's spread allows. The spread grows with the gap as
 ``(gap / gap_free) ** gap_exponent`` (up to ``max_trans``), the scale jitter with it
 (``gap_scale``), and, optionally, the search centre moves by a share of the velocity seen between
 the last two good frames times the gap (only after a gap: the next frame is searched around the
-last box). Without stamps (offline sequences)
-every frame is the next one and none of that changes.
+last box). Without stamps (offline sequences) every frame is the next one and none of that
+changes.
 
 The optical flow of the last box into this frame proposes where the target went (flow.py; a
 share of the candidates is drawn there): after a gap, and with ``flow_every_frame`` (the

@@ -114,7 +114,9 @@ def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable 
             continue
         rgb = read_frame(sequence.rgb_frames[index], thermal=False)
         thermal = read_frame(sequence.thermal_frames[index], thermal=True)
-        stamp = {} if schedule.stamp(index) is None else {"stamp": schedule.stamp(index)}
+        stamp = schedule.stamp(index)
+        # an ordinary schedule passes no stamp, so trackers that take none still run it
+        stamp = {} if stamp is None else {"stamp": stamp}
         start = time.perf_counter()
         result: TrackResult | None = None
         if index == 0:
