@@ -249,6 +249,30 @@ def test_quick_start_gives_a_box_on_the_second_frame_and_finishes_in_the_budget(
     assert full.learner.pending == () and full._regressor.fitted
 
 
+def test_the_quick_crop_starts_on_a_smaller_crop_and_the_whole_crop_follows_in_the_budget(clean):
+    pixels = {}
+    for quick_crop in (False, True):
+        t = tracker(init={"iterations": 20, "quick_iterations": 2, "quick_crop": quick_crop})
+        seen = []
+        features = t._features
+
+        def spy(rgb, thermal, model=None, seen=seen, features=features):
+            seen.append(rgb.shape[2] * rgb.shape[3])
+            return features(rgb, thermal, model)
+
+        t._features = spy
+        t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+        pixels[quick_crop] = list(seen)
+        first = t.track(clean.rgb[1], clean.thermal[1])
+        assert overlap_ratio(first.box, clean.gt_rgb[1]) > 0.5
+        t.finish_learning()
+        assert t.learner.pending == () and t._regressor.fitted
+        if quick_crop:   # the learner's first step ran the conv layers on the whole crop
+            assert pixels[False][0] in seen[2:]
+    assert len(pixels[False]) == len(pixels[True]) == 1
+    assert pixels[True][0] < 0.6 * pixels[False][0]
+
+
 # -- 4. failure signal --------------------------------------------------------------------------
 
 def test_failure_flag_is_calibrated_on_target_and_raised_when_the_target_is_gone(frames, without_redetection):
@@ -305,6 +329,19 @@ def test_a_redetection_tile_costs_about_an_ordinary_frame(frames):
     uncapped, capped = t._region(tile), t._capped_region(tile)
     assert uncapped.area > 3 * ordinary.area, "the test needs a tile larger than the cap"
     assert capped.area <= 1.05 * t.config.search.max_area_ratio * ordinary.area
+
+
+def test_a_pixel_bound_caps_every_frames_crop_and_the_target_is_still_held(clean):
+    free = tracker()
+    free.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+    free.track(clean.rgb[1], clean.thermal[1])
+    bound = int(0.75 * free.last_region.area)
+    t = tracker(search={"max_crop_pixels": bound})
+    t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+    for i in range(1, len(clean.rgb)):
+        result = t.track(clean.rgb[i], clean.thermal[i])
+        assert t.last_region.area <= 1.05 * bound
+    assert float(overlap_ratio(result.box, clean.gt_rgb[-1])) > 0.5
 
 
 def test_candidates_keep_the_aspect_unless_aspect_jitter_is_asked_for(clean):

@@ -76,6 +76,10 @@ class SearchConfig:
                                        "most this many times the pixels of an ordinary frame (at a coarser "
                                        "scale beyond), so it costs about as much as an ordinary frame",
                                   low=1.0, high=100.0)
+    max_crop_pixels: int = param(0, "upper bound on a frame's crop in pixels (width x height), reached by a "
+                                    "coarser scale: bounds the conv layers' time per frame whatever the "
+                                    "target's shape or the search's width; 0 = no bound beyond "
+                                    "max_area_ratio", low=0, high=16777216)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,11 @@ class InitConfig:
                                   low=0, high=1000)
     quick_pos: int = param(64, "quick start: positives of the first fit", low=1, high=10000)
     quick_neg: int = param(256, "quick start: negatives of the first fit", low=1, high=50000)
+    quick_crop: bool = param(False, "quick start: run the conv layers on an ordinary frame's crop around the "
+                                    "target only (a third of the pixels of the crop holding every sample: "
+                                    "the first box comes ~35 % sooner) and fit on the samples inside it; the "
+                                    "whole crop follows in the learning budget. false = the whole crop "
+                                    "first (a little more accurate on held-out sets)")
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ RT-MDNet pools 500 positives, 5000 negatives and 1000 regression boxes from the 
 runs 50 SGD iterations before the first result: seconds on a CPU, while a live target moves on.
 With the quick start (``init.quick_iterations`` below ``init.iterations``) ``initialize`` pools
 only ``quick_pos`` positives and ``quick_neg`` negatives and runs ``quick_iterations`` iterations
-on them; the first frame's feature maps are kept, and the rest (pooling the other samples in
-batches of ``budget.pool_batch``, fitting the box regressor, the remaining iterations on all
-samples with the same optimizer) becomes the first job of the learning budget. Until the
+on them; the rest (pooling the other samples in batches of ``budget.pool_batch``, fitting the box
+regressor, the remaining iterations on all samples with the same optimizer) becomes the first
+job of the learning budget. With ``init.quick_crop`` the conv layers first see only an ordinary
+frame's crop around the target (half of the first box's time was the conv layers on the crop
+holding every sample, three times as large), the quick fit takes its samples inside it, and the
+whole crop's feature maps become the first step of that job. Until the
 regressor is fitted, results are the unregressed top-k mean. Every box is drawn up front, in
 the same order as a blocking fine-tuning draws them.
 """
@@ -21,7 +24,7 @@ import torch
 from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.bbreg import BoxRegressor
 from m5l_core.tracking.online import TrainingRun
-from m5l_core.tracking.search import crop_pair
+from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners
 
 if TYPE_CHECKING:
     from m5l_core.tracking.tracker import M5LTracker
@@ -39,12 +42,14 @@ class FirstFrameFit:
         t, init = self.tracker, self.tracker.config.init
         pos, neg, reg = self._samples(box)
         region = t._region(np.concatenate([pos, neg, reg, box[None]]))
-        feats = t._features(*t._network_input(*crop_pair(rgb, thermal, region)))
         quick = 0 < init.quick_iterations < init.iterations
-        n_pos, n_neg = (min(init.quick_pos, len(pos)), min(init.quick_neg, len(neg))) if quick else (
-            len(pos), len(neg))
-        first = t._pool_chunked(feats, region, np.concatenate([pos[:n_pos], neg[:n_neg]]))
-        pos_f, neg_f = first[:n_pos], first[n_pos:]
+        if quick:
+            near, quick_pos, quick_neg = self._quick_samples(box, pos, neg, region)
+        else:
+            near, quick_pos, quick_neg = region, np.arange(len(pos)), np.arange(len(neg))
+        feats = t._features(*t._network_input(*crop_pair(rgb, thermal, near)))
+        first = t._pool_chunked(feats, near, np.concatenate([pos[quick_pos], neg[quick_neg]]))
+        pos_f, neg_f = first[:len(quick_pos)], first[len(quick_pos):]
         if len(neg_f) == 0:
             raise TrackerError(f"no negative samples could be drawn around {box.tolist()}")
         optimizer = t.trainer.optimizer(init.lr)
@@ -60,9 +65,25 @@ class FirstFrameFit:
         t._new_memories(pos_f, neg_f)
         t.reference.reset(t.classifier.scores(pos_f).cpu().numpy())
         if quick:
-            rest = (pos[n_pos:], neg[n_neg:], reg)
-            t.learner.submit("init", self._rest(feats, region, box, pos_f, neg_f, rest, optimizer,
-                                                (t.trainer, regressor, t._learn_rng)))
+            rest = (np.delete(pos, quick_pos, axis=0), np.delete(neg, quick_neg, axis=0), reg)
+            maps = feats if near is region else None
+            t.learner.submit("init", self._rest(region, maps, (rgb, thermal), box, pos_f, neg_f, rest,
+                                                optimizer, (t.trainer, regressor, t._learn_rng)))
+
+    def _quick_samples(self, box: np.ndarray, pos: np.ndarray, neg: np.ndarray, region
+                       ) -> tuple[SearchRegion, np.ndarray, np.ndarray]:
+        """The quick fit's crop and samples: ``region`` (every sample's crop) and the first
+        ``quick_pos`` / ``quick_neg`` samples, or with ``init.quick_crop`` an ordinary frame's crop
+        around ``box`` (about a third of the pixels, so the first box does not wait for the conv
+        layers on all of them) and the first samples inside it, where it holds any negative."""
+        t, init, search = self.tracker, self.tracker.config.init, self.tracker.config.search
+        if init.quick_crop:
+            near = t._region(hull_corners(box, search.trans, search.scale))
+            quick_pos = np.flatnonzero(near.contains(pos, tolerance=0.05))[:init.quick_pos]
+            quick_neg = np.flatnonzero(near.contains(neg))[:init.quick_neg]
+            if len(quick_pos) and len(quick_neg):
+                return near, quick_pos, quick_neg
+        return region, np.arange(min(init.quick_pos, len(pos))), np.arange(min(init.quick_neg, len(neg)))
 
     def _samples(self, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t, init, bb = self.tracker, self.tracker.config.init, self.tracker.config.bbreg
@@ -79,12 +100,16 @@ class FirstFrameFit:
             box, bb.n_samples if bb.enabled else 0, t._rng, (bb.iou_min, 1.0))
         return pos, neg, reg
 
-    def _rest(self, feats, region, box, pos_f, neg_f, rest, optimizer, learning):
-        """The deferred part of the fine-tuning, as a learner job (one step per ``next``).
-        ``learning``: (trainer, regressor, rng) of this target, taken when the job is made (a
-        learner thread may still run it after the tracker has moved on to a new target)."""
+    def _rest(self, region, feats, frames, box, pos_f, neg_f, rest, optimizer, learning):
+        """The deferred part of the fine-tuning, as a learner job (one step per ``next``): the rest is
+        pooled from ``region``'s feature maps ``feats`` (None: computed from ``frames`` in the job's
+        first step). ``learning``: (trainer, regressor, rng) of this target, taken when the job is
+        made (a learner thread may still run it after the tracker has moved on to a new target)."""
         t = self.tracker
         trainer, regressor, rng = learning
+        if feats is None:
+            feats = t._features(*t._network_input(*crop_pair(*frames, region)), model=trainer.model)
+            yield
         boxes = np.concatenate(rest)
         batch = t.config.budget.pool_batch
         parts = []

@@ -356,10 +356,10 @@ class M5LTracker:
         ordinary crops (so a widened frame costs about an ordinary one)."""
         region = self._region(candidates)
         search = self.config.search
-        if spread is not None and spread <= search.trans:
-            return region
-        ordinary = self._region(hull_corners(self._box, search.trans, search.scale))
-        limit = search.max_area_ratio * ordinary.area
+        limit = float(search.max_crop_pixels or np.inf)
+        if spread is None or spread > search.trans:
+            ordinary = self._region(hull_corners(self._box, search.trans, search.scale))
+            limit = min(limit, search.max_area_ratio * ordinary.area)
         size = float(self._target_size)
         for _ in range(8):   # the margin does not shrink with the scale: converge in a few rounds
             if region.area <= limit:
