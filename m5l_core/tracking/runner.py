@@ -116,14 +116,14 @@ def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable 
         thermal = read_frame(sequence.thermal_frames[index], thermal=True)
         stamp = schedule.stamp(index)
         # an ordinary schedule passes no stamp, so trackers that take none still run it
-        stamp = {} if stamp is None else {"stamp": stamp}
+        stamped = {} if stamp is None else {"stamp": stamp}
         start = time.perf_counter()
         result: TrackResult | None = None
         if index == 0:
-            tracker.initialize(rgb, thermal, sequence.init_box, **stamp)
+            tracker.initialize(rgb, thermal, sequence.init_box, **stamped)
             init_seconds = time.perf_counter() - start
         else:
-            result = tracker.track(rgb, thermal, **stamp)
+            result = tracker.track(rgb, thermal, **stamped)
             track_seconds += time.perf_counter() - start
             tracked += 1
             boxes[index] = result.box

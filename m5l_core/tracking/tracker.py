@@ -353,7 +353,8 @@ class M5LTracker:
     def _capped_region(self, candidates: np.ndarray, spread: float | None = None) -> SearchRegion:
         """The crop of ``candidates``, at a coarser scale when a widened spread (or a re-detection
         tile or two searched places: ``spread`` None) would make it larger than ``max_area_ratio``
-        ordinary crops (so a widened frame costs about an ordinary one)."""
+        ordinary crops (so a widened frame costs about an ordinary one), or any frame's crop larger
+        than ``max_crop_pixels``."""
         region = self._region(candidates)
         search = self.config.search
         limit = float(search.max_crop_pixels or np.inf)
