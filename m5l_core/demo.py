@@ -45,7 +45,7 @@ from m5l_core.evaluation import (
 from m5l_core.geometry import overlap_ratio
 from m5l_core.models import CheckpointError
 from m5l_core.tracking.config import TrackerConfig
-from m5l_core.tracking.loading import default_model_path, load_tracker
+from m5l_core.tracking.loading import checkpoint_path, load_tracker
 from m5l_core.tracking.runner import SequenceRun, run_sequences
 
 DEMO_SEED = 2024      # not the default model's training seed (0)
@@ -113,10 +113,10 @@ def print_failure_flags(sequences, results: dict[str, np.ndarray], runs: dict[st
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    checkpoint = args.checkpoint or default_model_path()
-    if not Path(checkpoint).is_file():
-        raise CheckpointError(f"{checkpoint}: default model missing; m5l_core/assets/README.md says how to "
-                              "rebuild it")
+    checkpoint = checkpoint_path(args.checkpoint or None)
+    if not checkpoint.is_file():
+        raise CheckpointError(f"{checkpoint}: model missing; m5l_core/assets/README.md says how to "
+                              "rebuild the bundled ones")
     out = Path(args.out)
     start = time.perf_counter()
     print(f"m5l-demo: {args.sequences} synthetic sequences (seed {args.seed}, {args.width}x{args.height}, "

@@ -38,7 +38,8 @@ class NodeConfig:
                                  read_only=True)
     device: str = param("auto", "where the network runs: auto (CUDA if available), cpu or cuda",
                         choices=("auto", "cpu", "cuda"), read_only=True)
-    checkpoint: str = param("", "tracker checkpoint file; empty = the bundled default model", read_only=True)
+    checkpoint: str = param("", "tracker checkpoint file, or bundled:default / bundled:realtime (the "
+                                "models in m5l_core/assets); empty = bundled:default", read_only=True)
     seed: int = param(0, "seed of the tracker's random sampling", low=0, high=2**31 - 1, read_only=True)
     initial_bbox: tuple[float, ...] = param(
         (0.0, 0.0, 0.0, 0.0), "x, y, width, height of the target in RGB pixels; width or height 0 = wait for "

@@ -49,11 +49,44 @@ def test_stream_channels_and_stride(backbone):
     stream = make_stream(ModelConfig(backbone=backbone)).eval()
     with torch.no_grad():
         small = stream(torch.zeros(1, 3, 160, 160))
-        large = stream(torch.zeros(1, 3, 160 + 8 * 5, 160))
+        large = stream(torch.zeros(1, 3, 160 + geometry.stride * 5, 160))
     assert small.shape[1] == geometry.channels
-    assert large.shape[2] - small.shape[2] == 5          # 8 more pixels = one more cell: stride 8
+    assert large.shape[2] - small.shape[2] == 5          # one stride more pixels = one more cell
     assert large.shape[3] == small.shape[3]
-    assert geometry.stride == 8
+    assert (geometry.stride, geometry.channels) == {"vggm": (8, 512), "effnet_lite0": (8, 112),
+                                                    "effnet_lite0_s16": (16, 112),
+                                                    "effnet_lite0_stage4": (8, 80)}[backbone]
+
+
+def test_stride_16_trunk_has_the_stride_8_trunks_parameters_without_the_dilation():
+    """One ImageNet file (or checkpoint) serves both: same parameter names and shapes, and the
+    stride-16 trunk is Lite0 as trained (stage 4 halves the map, no dilated conv)."""
+    dense, coarse = EfficientNetLite0Trunk(output_stride=8), EfficientNetLite0Trunk(output_stride=16)
+    assert {k: v.shape for k, v in dense.state_dict().items()} == \
+        {k: v.shape for k, v in coarse.state_dict().items()}
+    assert all(block.depthwise.dilation == (1, 1) for block in coarse.blocks)
+    assert sum(block.depthwise.stride == (2, 2) for block in coarse.blocks) == 3
+    x = torch.randn(1, 3, 96, 128) * 50
+    with torch.no_grad():
+        assert dense(x).shape[-2:] == (12, 16) and coarse(x).shape[-2:] == (6, 8)
+    with pytest.raises(ValueError, match="output_stride"):
+        EfficientNetLite0Trunk(output_stride=4)
+
+
+def test_stage_4_trunk_is_the_first_eight_blocks_of_the_full_one(tmp_path):
+    """The cheaper cut reads the same ImageNet file and computes exactly the full trunk's stage-4 map."""
+    full, cut = EfficientNetLite0Trunk().eval(), EfficientNetLite0Trunk(stages=4).eval()
+    path = tmp_path / "lite0.pth"
+    torch.save(lite0_state_dict(full), path)
+    load_imagenet_weights(full, path)
+    load_imagenet_weights(cut, path)
+    assert len(cut.blocks) == 8
+    x = torch.randn(1, 3, 64, 96) * 50
+    with torch.no_grad():
+        expected = full.blocks[:8](torch.nn.functional.relu6(full.stem(x / 128.0)))
+        torch.testing.assert_close(cut(x), expected)
+    with pytest.raises(ValueError, match="stages"):
+        EfficientNetLite0Trunk(stages=3)
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -62,10 +95,10 @@ def test_feature_cell_is_centred_where_the_geometry_says(backbone):
     geometry = backbone_geometry(backbone)
     torch.manual_seed(0)
     stream = make_stream(ModelConfig(backbone=backbone)).eval()
-    # Wide enough that Lite0's 339-pixel field around column 40 stays inside the image.
+    # Wide enough that Lite0's 339-pixel field around column 320 stays inside the image.
     image = torch.zeros(1, 3, 96, 720, requires_grad=True)
     out = stream(image + 20.0 * torch.randn(1, 3, 96, 720))
-    cell = 40
+    cell = 320 // geometry.stride
     out[0, :, 2, cell].sum().backward()
     footprint = image.grad[0].abs().sum(0).sum(0).nonzero().flatten()   # columns the cell sees
     centre = (footprint.min().item() + footprint.max().item() + 1) / 2.0

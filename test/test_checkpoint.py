@@ -1,6 +1,7 @@
-"""Checkpoints: round trip, fp16 export, corrupt files and config mismatches."""
+"""Checkpoints: round trip, fp16 export, corrupt files, config mismatches, the bundled models."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,3 +105,17 @@ def test_reserved_extra_keys_rejected(tmp_path):
     model, _, _ = model_and_input(num_domains=0)
     with pytest.raises(ValueError, match="reserved"):
         save_checkpoint(tmp_path / "x.pt", model, model.config, {"state_dict": {}})
+
+
+def test_bundled_models_are_named_and_the_realtime_one_runs_the_stride_16_trunk():
+    from m5l_core.tracking.loading import BUNDLED_MODELS, checkpoint_path, default_model_path
+
+    assert checkpoint_path(None) == checkpoint_path("bundled:default") == default_model_path()
+    assert checkpoint_path("runs/x/model.pt") == Path("runs/x/model.pt")
+    for name, path in BUNDLED_MODELS.items():
+        assert path.is_file() and path.stat().st_size < 8_000_000, name   # committed, float16
+    _, realtime, _ = load_checkpoint(checkpoint_path("bundled:realtime"))
+    _, default, _ = load_checkpoint(default_model_path())
+    assert (realtime.backbone, default.backbone) == ("effnet_lite0_s16", "effnet_lite0")
+    with pytest.raises(CheckpointError, match="bundled:fast.*bundled:default, bundled:realtime"):
+        checkpoint_path("bundled:fast")

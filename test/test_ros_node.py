@@ -39,10 +39,13 @@ LIGHT_TRACKER = {
 
 
 def checkpoint_for_test() -> str:
-    """The bundled default model ("" selects it); it is committed, so its absence is a packaging bug."""
-    from m5l_core.tracking import default_model_path
-    assert default_model_path().is_file(), f"bundled default model missing: {default_model_path()}"
-    return ""
+    """The bundled model config/track.yaml gives the node; it is committed, so its absence is a
+    packaging bug."""
+    from m5l_core.tracking.loading import checkpoint_path
+    shipped = yaml.safe_load((workspace.REPO_ROOT / "config" / "track.yaml").read_text())
+    name = shipped["/**"]["ros__parameters"]["checkpoint"]
+    assert checkpoint_path(name).is_file(), f"bundled model missing: {checkpoint_path(name)}"
+    return name
 
 
 def write_params(path, initial_box, checkpoint: str) -> None:

@@ -9,6 +9,10 @@ the RoI shift and the smallest accepted input all read it from here, never from 
   from ``imagenet-vgg-m.mat`` or from an ``m5l-distill`` file.
 * ``effnet_lite0``: EfficientNet-Lite0 stages 1-5 at output stride 8 with ImageNet weights
   (:mod:`m5l_core.models.effnet`), 112 channels.
+* ``effnet_lite0_s16``: the same trunk and weights at Lite0's own output stride 16 (no dilation):
+  about half the trunk's cost on a tracking crop, a coarser map for RoIAlign.
+* ``effnet_lite0_stage4``: stages 1-4 only at stride 8 (80 channels, 147 px receptive field):
+  stage 5 is more than half of the stride-8 trunk's multiply-adds.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch import nn
 
 from m5l_core.models.config import ModelConfig
 from m5l_core.models.effnet import OUT_CHANNELS as EFFNET_CHANNELS
-from m5l_core.models.effnet import EfficientNetLite0Trunk, load_imagenet_weights
+from m5l_core.models.effnet import STAGE4_CHANNELS, EfficientNetLite0Trunk, load_imagenet_weights
 from m5l_core.models.roi_align import FEATURE_OFFSET, FEATURE_STRIDE, RECEPTIVE_FIELD
 from m5l_core.models.vggm import FEATURE_CHANNELS as VGGM_CHANNELS
 from m5l_core.models.vggm import make_vggm_stream
@@ -49,7 +53,10 @@ GEOMETRIES: dict[str, BackboneGeometry] = {
     "vggm": BackboneGeometry(VGGM_CHANNELS, FEATURE_STRIDE, FEATURE_OFFSET, RECEPTIVE_FIELD,
                              min_input=RECEPTIVE_FIELD, crop_margin=FEATURE_OFFSET),
     "effnet_lite0": BackboneGeometry(EFFNET_CHANNELS, 8, 0.5, 339, min_input=32, crop_margin=16.0),
+    "effnet_lite0_s16": BackboneGeometry(EFFNET_CHANNELS, 16, 0.5, 339, min_input=32, crop_margin=32.0),
+    "effnet_lite0_stage4": BackboneGeometry(STAGE4_CHANNELS, 8, 0.5, 147, min_input=32, crop_margin=16.0),
 }
+EFFNET_BACKBONES = ("effnet_lite0", "effnet_lite0_s16", "effnet_lite0_stage4")
 BACKBONES = tuple(GEOMETRIES)
 
 
@@ -61,15 +68,16 @@ def backbone_geometry(name: str) -> BackboneGeometry:
 
 def make_stream(config: ModelConfig) -> nn.Module:
     """One feature stream of ``config.backbone`` with random weights (Kaiming, zero bias)."""
-    backbone_geometry(config.backbone)
+    geometry = backbone_geometry(config.backbone)
     if config.backbone == "vggm":
         return make_vggm_stream(config)
-    return EfficientNetLite0Trunk()
+    stages = 4 if config.backbone == "effnet_lite0_stage4" else 5
+    return EfficientNetLite0Trunk(output_stride=geometry.stride, stages=stages)
 
 
 def load_imagenet_into(streams, config: ModelConfig, path=None) -> None:
     """ImageNet weights from the backbone's pip package (or ``path``) into every stream."""
-    if config.backbone != "effnet_lite0":
+    if config.backbone not in EFFNET_BACKBONES:
         raise ValueError(f"backbone {config.backbone!r} has no packaged ImageNet weights: VGG-M starts from "
                          "imagenet-vgg-m.mat or an m5l-distill file (init vggm:PATH)")
     for stream in streams:

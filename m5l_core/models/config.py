@@ -23,8 +23,10 @@ class ModelConfig:
     fusion, fc4-fc6."""
 
     backbone: str = param("vggm", "feature stream of each modality: the paper's VGG-M conv1-3, or "
-                                  "EfficientNet-Lite0 stages 1-5 at stride 8 (ImageNet weights from pip)",
-                          choices=("vggm", "effnet_lite0"))
+                                  "EfficientNet-Lite0 stages 1-5 (ImageNet weights from pip) at stride 8 "
+                                  "(effnet_lite0), at its own stride 16 (effnet_lite0_s16, cheaper), or "
+                                  "stages 1-4 at stride 8 (effnet_lite0_stage4, cheaper)",
+                          choices=("vggm", "effnet_lite0", "effnet_lite0_s16", "effnet_lite0_stage4"))
     fusion: str = param("attention", "modality fusion: SE-style attention (Eq. 16) or plain concatenation",
                         choices=("attention", "concat"))
     attention_hidden: int = param(
@@ -36,7 +38,7 @@ class ModelConfig:
                                low=2, high=4096)
     fc_dim: int = param(512, "fc4/fc5 width", low=8, high=8192)
     dropout: float = param(0.5, "dropout before fc5 and fc6", low=0.0, high=0.95)
-    roi_output: int = param(3, "RoIAlign output size (bins per side) on the stride-8 feature maps",
+    roi_output: int = param(3, "RoIAlign output size (bins per side) on the feature maps",
                             low=1, high=16)
     roi_adaptive: bool = param(True, "RT-MDNet adaptive RoIAlign: each cell averages all the feature "
                                      "cells it covers (sampling follows the RoI size)")

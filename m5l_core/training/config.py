@@ -136,7 +136,8 @@ def check_train_config(config: TrainConfig, source: str = "config") -> TrainConf
                           f"got {config.init!r}")
     if kind == "imagenet" and config.model.backbone == "vggm":
         raise ConfigError(f"{source}: init imagenet needs an ImageNet backbone "
-                          "(model.backbone: effnet_lite0); VGG-M starts from vggm:PATH")
+                          "(model.backbone: effnet_lite0 or a cheaper effnet_lite0_*); "
+                          "VGG-M starts from vggm:PATH")
     return config
 
 
