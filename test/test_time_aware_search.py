@@ -68,6 +68,20 @@ def test_median_flow_follows_a_shift_of_the_boxs_content_and_gives_up_on_a_blank
     assert median_flow(grey(blank), grey(blank), box, 10, 21, 4) is None
 
 
+def test_median_flow_gives_no_move_when_the_boxs_points_scatter():
+    """The box's content is replaced by noise (a small target over water after a gap: its points
+    lock onto unrelated texture and scatter): no proposal; content moving together gives its move."""
+    image = textured(seed=1)
+    box = np.array([120.0, 90.0, 60.0, 40.0])
+    replaced = image.copy()
+    replaced[60:160, 90:210] = np.random.default_rng(3).integers(0, 256, (100, 120, 3))
+    assert median_flow(grey(image), grey(replaced), box, 10, 21, 4) is not None          # no check
+    assert median_flow(grey(image), grey(replaced), box, 10, 21, 4, max_disagreement=0.2) is None
+    together = np.roll(image, 12, axis=1)
+    np.testing.assert_allclose(median_flow(grey(image), grey(together), box, 10, 21, 4, max_disagreement=0.2),
+                               [12.0, 0.0], atol=0.5)
+
+
 def panned_scene(pan=(40, 25)):
     """A red target with a white cross in a textured world, seen by a camera that stands still for
     two frames, then turns so that everything moves ``pan`` pixels (1.7 target sides)."""

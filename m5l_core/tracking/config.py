@@ -72,6 +72,11 @@ class SearchConfig:
     flow_window: int = param(21, "optical-flow proposal: Lucas-Kanade window side in pixels", low=5, high=101)
     flow_levels: int = param(4, "optical-flow proposal: pyramid levels above the image (each halves it), "
                                 "so jumps of several windows are followed", low=0, high=8)
+    flow_max_disagreement: float = param(0.0, "optical-flow proposal: none when the reliable points' moves "
+                                              "disagree (median distance to their median move) by more "
+                                              "than this many mean target sides (0.2 was measured); "
+                                              "0 = no check",
+                                         low=0.0, high=10.0)
     max_area_ratio: float = param(2.0, "a widened search (a re-detection tile, a flow proposal) crops at "
                                        "most this many times the pixels of an ordinary frame (at a coarser "
                                        "scale beyond), so it costs about as much as an ordinary frame",

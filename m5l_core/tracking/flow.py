@@ -30,9 +30,13 @@ def grey(rgb: np.ndarray) -> np.ndarray:
 
 
 def median_flow(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid: int, window: int,
-                levels: int) -> np.ndarray | None:
+                levels: int, max_disagreement: float = 0.0) -> np.ndarray | None:
     """The ``(dx, dy)`` pixels the content of ``box`` moved from ``previous`` to ``current`` (grey
-    images), or None when too few grid points track reliably."""
+    images), or None when too few grid points track reliably or, with ``max_disagreement`` > 0, when
+    the reliable points disagree: their median distance to the median move exceeds that many mean
+    sides of ``box``. Points on a small target over water or snow lock onto different texture
+    after a gap; where they move together the move is right even when their forward-backward
+    error is not small."""
     x, y, w, h = np.asarray(box, dtype=np.float64)
     xs, ys = np.meshgrid(np.linspace(x, x + w, grid), np.linspace(y, y + h, grid))
     start = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[:, None]
@@ -44,4 +48,10 @@ def median_flow(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid
     if tracked.sum() < MIN_POINTS:
         return None
     reliable = tracked & (fb_error <= float(np.median(fb_error[tracked])))
-    return np.median((ahead - start)[reliable, 0], axis=0).astype(np.float64)
+    moves = (ahead - start)[reliable, 0]
+    move = np.median(moves, axis=0).astype(np.float64)
+    if max_disagreement > 0:
+        disagreement = float(np.median(np.linalg.norm(moves - move, axis=1)))
+        if disagreement > max_disagreement * float(np.mean(box[2:])):
+            return None
+    return move

@@ -69,7 +69,7 @@ class MotionModel:
         if not have_frames or not (self._after_gap() or cfg.flow_every_frame):
             return None
         shift = median_flow(self._previous_grey, self._grey, box, cfg.flow_grid, cfg.flow_window,
-                            cfg.flow_levels)
+                            cfg.flow_levels, cfg.flow_max_disagreement)
         if shift is None or np.linalg.norm(shift) <= 0.5 * spread * float(np.mean(box[2:])):
             return None
         moved = np.array(box, dtype=np.float64)
