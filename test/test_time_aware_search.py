@@ -182,3 +182,21 @@ def test_the_scale_jitter_grows_with_the_stamp_gap_like_the_spread(clean, gap_sc
     assert at_camera_rate <= base ** 2 * 1.001                 # scale ** +-1: the RT-MDNet jitter
     after_a_gap = size_range(1 / 30 + 0.5)                       # the spread grew to its bound
     assert after_a_gap > base ** 2 * 1.05 if gap_scale else after_a_gap <= base ** 2 * 1.001
+
+
+def test_a_flow_proposal_beyond_the_targets_reach_for_the_gap_is_dropped():
+    """45 px in one frame is 1.5 sides of a 30 px box: kept; with flow_max_move 1 per frame's worth
+    of gap it is dropped, and after a gap 9 frames long (3 frames' worth at exponent 0.5) kept."""
+    image = textured(seed=5)
+    far = np.roll(image, 45, axis=1)
+    box = np.array([140.0, 100.0, 30.0, 30.0])
+
+    def proposal(max_move: float, gap: float):
+        motion = MotionModel(SearchConfig(flow_max_move=max_move, flow_every_frame=True, gap_free=0.05))
+        motion.reset(box, 0.0, image)
+        motion.advance(gap, far)
+        return motion.flow_proposal(box, 0.6)
+
+    np.testing.assert_allclose(proposal(0.0, 1 / 30)[:2], box[:2] + [45.0, 0.0], atol=1.0)
+    assert proposal(1.0, 1 / 30) is None
+    np.testing.assert_allclose(proposal(1.0, 9 * 0.05)[:2], box[:2] + [45.0, 0.0], atol=1.0)

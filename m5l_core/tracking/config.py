@@ -77,6 +77,9 @@ class SearchConfig:
                                               "than this many mean target sides (0.2 was measured); "
                                               "0 = no check",
                                          low=0.0, high=10.0)
+    flow_max_move: float = param(4.0, "optical-flow proposal: none when it moves the box more than this "
+                                      "many mean target sides, times (gap / gap_free) ** gap_exponent "
+                                      "after a gap; 0 = no bound", low=0.0, high=100.0)
     max_area_ratio: float = param(2.0, "a widened search (a re-detection tile, a flow proposal) crops at "
                                        "most this many times the pixels of an ordinary frame (at a coarser "
                                        "scale beyond), so it costs about as much as an ordinary frame",

@@ -70,11 +70,21 @@ class MotionModel:
             return None
         shift = median_flow(self._previous_grey, self._grey, box, cfg.flow_grid, cfg.flow_window,
                             cfg.flow_levels, cfg.flow_max_disagreement)
-        if shift is None or np.linalg.norm(shift) <= 0.5 * spread * float(np.mean(box[2:])):
+        side = float(np.mean(box[2:]))
+        if shift is None or np.linalg.norm(shift) <= 0.5 * spread * side or self._beyond_reach(shift, side):
             return None
         moved = np.array(box, dtype=np.float64)
         moved[:2] += shift
         return moved
+
+    def _beyond_reach(self, shift: np.ndarray, side: float) -> bool:
+        """A move farther than the target could have gone (``flow_max_move`` sides per frame's worth
+        of gap): points that locked onto something else."""
+        cfg = self.config
+        if cfg.flow_max_move <= 0:
+            return False
+        frames = (self.gap / cfg.gap_free) ** cfg.gap_exponent if self._after_gap() else 1.0
+        return float(np.linalg.norm(shift)) > cfg.flow_max_move * side * max(1.0, frames)
 
     def spread(self, base: float) -> float:
         """Candidate spread (target sides) for this frame, from ``base`` and the gap."""
