@@ -115,8 +115,7 @@ def print_failure_flags(sequences, results: dict[str, np.ndarray], runs: dict[st
 def run_demo(args: argparse.Namespace) -> int:
     checkpoint = checkpoint_path(args.checkpoint or None)
     if not checkpoint.is_file():
-        raise CheckpointError(f"{checkpoint}: model missing; m5l_core/assets/README.md says how to "
-                              "rebuild the bundled ones")
+        raise CheckpointError(f"{checkpoint}: checkpoint file not found")
     out = Path(args.out)
     start = time.perf_counter()
     print(f"m5l-demo: {args.sequences} synthetic sequences (seed {args.seed}, {args.width}x{args.height}, "

@@ -70,9 +70,9 @@ class Timing:
 
 def build_models(checkpoint: Path | None, device: torch.device) -> tuple[M5LNet, M5LNet, str, dict]:
     """(M5L, RT-MDNet+RGBT baseline, where the weights came from, the checkpoint's extra fields)."""
-    checkpoint = checkpoint_path(checkpoint)
-    if not checkpoint.is_file() and checkpoint == default_model_path():
-        checkpoint = None   # a source tree without the bundled model: random weights time the same
+    if checkpoint is not None or default_model_path().is_file():
+        checkpoint = checkpoint_path(checkpoint)
+    # else a source tree without the bundled model: random weights time the same
     extra: dict = {}
     if checkpoint is not None:
         m5l, config, extra = load_checkpoint(checkpoint, device)

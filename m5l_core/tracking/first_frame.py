@@ -24,7 +24,7 @@ import torch
 from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.bbreg import BoxRegressor
 from m5l_core.tracking.online import TrainingRun
-from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners
+from m5l_core.tracking.search import SearchRegion, crop_pair
 
 if TYPE_CHECKING:
     from m5l_core.tracking.tracker import M5LTracker
@@ -76,9 +76,9 @@ class FirstFrameFit:
         ``quick_pos`` / ``quick_neg`` samples, or with ``init.quick_crop`` an ordinary frame's crop
         around ``box`` (about a third of the pixels, so the first box does not wait for the conv
         layers on all of them) and the first samples inside it, where it holds any negative."""
-        t, init, search = self.tracker, self.tracker.config.init, self.tracker.config.search
+        t, init = self.tracker, self.tracker.config.init
         if init.quick_crop:
-            near = t._region(hull_corners(box, search.trans, search.scale))
+            near = t._ordinary_region(box)
             quick_pos = np.flatnonzero(near.contains(pos, tolerance=0.05))[:init.quick_pos]
             quick_neg = np.flatnonzero(near.contains(neg))[:init.quick_neg]
             if len(quick_pos) and len(quick_neg):

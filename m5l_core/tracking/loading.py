@@ -28,16 +28,18 @@ def default_model_path() -> Path:
 
 
 def checkpoint_path(checkpoint: str | os.PathLike | None) -> Path:
-    """The file behind a checkpoint argument: None = the default model, ``bundled:NAME`` = a bundled one."""
-    if checkpoint is None:
-        return DEFAULT_MODEL
-    text = os.fspath(checkpoint)
+    """The file behind a checkpoint argument: None = the default model, ``bundled:NAME`` = a bundled
+    one (which must exist: a missing one is a packaging problem, said here once)."""
+    text = f"{BUNDLED_PREFIX}default" if checkpoint is None else os.fspath(checkpoint)
     if not text.startswith(BUNDLED_PREFIX):
         return Path(text)
     name = text[len(BUNDLED_PREFIX):]
     if name not in BUNDLED_MODELS:
         raise CheckpointError(f"{text}: no bundled model named {name!r} (bundled: "
                               f"{', '.join(BUNDLED_PREFIX + known for known in BUNDLED_MODELS)})")
+    if not BUNDLED_MODELS[name].is_file():
+        raise CheckpointError(f"{BUNDLED_MODELS[name]}: this bundled model is missing; pass a checkpoint "
+                              "from m5l-train, or recreate it (see m5l_core/assets/README.md)")
     return BUNDLED_MODELS[name]
 
 
@@ -50,9 +52,6 @@ def load_tracker(checkpoint: str | os.PathLike | None = None, config: TrackerCon
     of another format, or its weights do not match its saved model config.
     """
     checkpoint = checkpoint_path(checkpoint)
-    if checkpoint.parent == ASSETS and not checkpoint.is_file():
-        raise CheckpointError(f"{checkpoint}: this bundled model is missing; pass a checkpoint "
-                              "from m5l-train, or recreate it (see m5l_core/assets/README.md)")
     resolved = resolve_device(device)
     model, model_config, extra = load_checkpoint(checkpoint, device=resolved)
     return M5LTracker(model, model_config, config_for_checkpoint(config, extra), resolved, seed)

@@ -83,16 +83,19 @@ class MotionModel:
         cfg = self.config
         if cfg.flow_max_move <= 0:
             return False
-        frames = (self.gap / cfg.gap_free) ** cfg.gap_exponent if self._after_gap() else 1.0
-        return float(np.linalg.norm(shift)) > cfg.flow_max_move * side * max(1.0, frames)
+        return float(np.linalg.norm(shift)) > cfg.flow_max_move * side * max(1.0, self._gap_growth())
+
+    def _gap_growth(self) -> float:
+        """How many frames' worth of motion the gap allows: ``(gap / gap_free) ** gap_exponent``
+        after a gap, else 1."""
+        cfg = self.config
+        return (self.gap / cfg.gap_free) ** cfg.gap_exponent if self._after_gap() else 1.0
 
     def spread(self, base: float) -> float:
         """Candidate spread (target sides) for this frame, from ``base`` and the gap."""
-        cfg = self.config
         if not self._after_gap():
             return base
-        grown = base * (self.gap / cfg.gap_free) ** cfg.gap_exponent
-        return max(base, min(grown, cfg.max_trans))
+        return max(base, min(base * self._gap_growth(), self.config.max_trans))
 
     def scale_jitter(self, base_spread: float) -> float:
         """The candidates' scale jitter base for this frame: ``search.scale``, and after a gap (with

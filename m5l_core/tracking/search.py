@@ -19,6 +19,7 @@ off-centre boxes (a tracker that shrinks onto part of the target).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,6 +93,20 @@ def hull_corners(box: np.ndarray, trans: float, scale: float) -> np.ndarray:
     size = box[2:] * scale
     centre = box[:2] + box[2:] / 2
     return np.array([[*(centre - reach - size / 2), *size], [*(centre + reach - size / 2), *size]])
+
+
+def region_within(region_at: Callable[[float], SearchRegion], target_size: float, limit: float
+                  ) -> SearchRegion:
+    """``region_at(target_size)``, or at a smaller target size (a coarser scale) until its area is at
+    most ``limit`` crop pixels."""
+    region = region_at(target_size)
+    size = float(target_size)
+    for _ in range(8):   # the margin does not shrink with the scale: converge in a few rounds
+        if region.area <= limit:
+            break
+        size *= float(np.sqrt(limit / region.area))
+        region = region_at(size)
+    return region
 
 
 def crop_pair(rgb: np.ndarray, thermal: np.ndarray, region: SearchRegion) -> tuple[np.ndarray, np.ndarray]:

@@ -56,7 +56,7 @@ from m5l_core.tracking.runtime import (
     resolve_device,
     resolve_precision,
 )
-from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners, region_around
+from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners, region_around, region_within
 
 RTMDNET_TARGET_SIZE = 107  # target side in crop pixels when neither config nor checkpoint gives one
 POOL_CHUNK = 2048     # RoIs pooled per call on the first frame (bounds peak memory)
@@ -355,19 +355,16 @@ class M5LTracker:
         tile or two searched places: ``spread`` None) would make it larger than ``max_area_ratio``
         ordinary crops (so a widened frame costs about an ordinary one), or any frame's crop larger
         than ``max_crop_pixels``."""
-        region = self._region(candidates)
         search = self.config.search
         limit = float(search.max_crop_pixels or np.inf)
         if spread is None or spread > search.trans:
-            ordinary = self._region(hull_corners(self._box, search.trans, search.scale))
-            limit = min(limit, search.max_area_ratio * ordinary.area)
-        size = float(self._target_size)
-        for _ in range(8):   # the margin does not shrink with the scale: converge in a few rounds
-            if region.area <= limit:
-                break
-            size *= float(np.sqrt(limit / region.area))
-            region = self._region(candidates, size)
-        return region
+            limit = min(limit, search.max_area_ratio * self._ordinary_region(self._box).area)
+        return region_within(lambda size: self._region(candidates, size), self._target_size, limit)
+
+    def _ordinary_region(self, box: np.ndarray) -> SearchRegion:
+        """The crop of an ordinary frame's candidates around ``box``."""
+        search = self.config.search
+        return self._region(hull_corners(box, search.trans, search.scale))
 
     def _network_input(self, rgb_crop: np.ndarray, thermal_crop: np.ndarray):
         return tuple(to_network_input(c, self.device).contiguous(memory_format=self._memory_format)
