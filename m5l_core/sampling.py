@@ -21,6 +21,10 @@ import numpy as np
 from m5l_core.geometry import overlap_ratio
 
 KINDS = ("gaussian", "uniform", "whole")
+# RT-MDNet keeps every sample's side at 10 px or more. For a target thinner than 20 px the floor
+# is half of the target's own side instead: a 6 px wide target (a distant person at 640x480) would
+# otherwise get no sample overlapping it by 0.7, so no positives on the first frame or after.
+MIN_SIDE = 10.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class SampleGenerator:
             samples[:, 2:] *= np.concatenate([ratio, 1 / ratio], axis=1)
         samples = self._jitter(samples, rng)
         width, height = self.image_size
-        samples[:, 2:] = np.clip(samples[:, 2:], 10, [width - 10, height - 10])
+        floor = np.minimum(MIN_SIDE, box[2:] / 2)
+        samples[:, 2:] = np.clip(samples[:, 2:], floor, [width - MIN_SIDE, height - MIN_SIDE])
         if self.clip_to_image:
             half = samples[:, 2:] / 2
             samples[:, :2] = np.clip(samples[:, :2], half, [width, height] - half)

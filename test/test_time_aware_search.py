@@ -14,7 +14,7 @@ from test_tracking import synthetic
 
 from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking.config import SearchConfig
-from m5l_core.tracking.flow import grey, median_flow
+from m5l_core.tracking.flow import grey, median_flow, points_scale, reliable_points
 from m5l_core.tracking.motion import MotionModel
 
 
@@ -195,8 +195,59 @@ def test_a_flow_proposal_beyond_the_targets_reach_for_the_gap_is_dropped():
         motion = MotionModel(SearchConfig(flow_max_move=max_move, flow_every_frame=True, gap_free=0.05))
         motion.reset(box, 0.0, image)
         motion.advance(gap, far)
+        motion.follow(box)
         return motion.flow_proposal(box, 0.6)
 
     np.testing.assert_allclose(proposal(0.0, 1 / 30)[:2], box[:2] + [45.0, 0.0], atol=1.0)
     assert proposal(1.0, 1 / 30) is None
     np.testing.assert_allclose(proposal(1.0, 9 * 0.05)[:2], box[:2] + [45.0, 0.0], atol=1.0)
+
+
+def zoomed(image: np.ndarray, centre: tuple[float, float], factor: float) -> np.ndarray:
+    """``image`` magnified by ``factor`` about ``centre`` (a camera zooming in)."""
+    matrix = cv2.getRotationMatrix2D(centre, 0.0, factor)
+    return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_the_flow_scale_follows_a_zoom_and_its_fit_tells_a_rigid_view_from_a_split_one():
+    image = textured(seed=3)
+    box = np.array([120.0, 80.0, 60.0, 60.0])
+    points = reliable_points(grey(image), grey(zoomed(image, (150.0, 110.0), 1.08)), box, 10, 21, 4)
+    scale, misfit = points_scale(*points, box)
+    assert scale == pytest.approx(1.08, abs=0.01) and misfit < 0.01
+    split = image.copy()                          # the box's left half goes left, its right half right
+    split[:, :150] = np.roll(image, -12, axis=1)[:, :150]
+    split[:, 150:] = np.roll(image, 12, axis=1)[:, 150:]
+    scale, misfit = points_scale(*reliable_points(grey(image), grey(split), box, 10, 21, 4), box)
+    assert misfit > 0.05
+
+
+@pytest.mark.parametrize("zoom, weight, expected", [(1.05, 1.0, 1.05), (1.05, 0.5, 1.05 ** 0.5),
+                                                    (1.05, 0.0, 1.0), (1.15, 1.0, 1.1)])
+def test_the_box_searched_around_grows_with_the_flow_scale_within_one_frames_bound(zoom, weight, expected):
+    image = textured(seed=4)
+    box = np.array([130.0, 90.0, 40.0, 40.0])
+    motion = MotionModel(SearchConfig(flow_scale=weight, flow_scale_fit=0.02, flow_every_frame=False,
+                                      gap_free=0.05))
+    motion.reset(box, 0.0, image)
+    motion.advance(1 / 30, zoomed(image, (150.0, 110.0), zoom))
+    motion.follow(box)
+    resized = motion.rescaled(box)
+    np.testing.assert_allclose(resized[2:], box[2:] * expected, rtol=0.01)
+    np.testing.assert_allclose(resized[:2] + resized[2:] / 2, [150.0, 110.0], atol=1e-6)   # same centre
+
+
+def test_the_box_keeps_its_size_where_the_points_fit_no_single_scale():
+    image = textured(seed=4)
+    box = np.array([130.0, 90.0, 40.0, 40.0])
+    split = image.copy()                          # the box's halves move apart: "grows" without fitting
+    split[:, :150] = np.roll(image, -6, axis=1)[:, :150]
+    split[:, 150:] = np.roll(image, 6, axis=1)[:, 150:]
+    motion = MotionModel(SearchConfig())          # the default: flow scale on, fit 0.005
+    motion.reset(box, 0.0, image)
+    motion.advance(1 / 30, split)
+    motion.follow(box)
+    np.testing.assert_array_equal(motion.rescaled(box), box)
+    motion.advance(2 / 30, zoomed(split, (150.0, 110.0), 1.05))    # a plain zoom of the next frame
+    motion.follow(box)
+    assert motion.rescaled(box)[2] == pytest.approx(42.0, abs=0.4)

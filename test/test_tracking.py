@@ -14,7 +14,7 @@ from m5l_core.config import describe, from_dict
 from m5l_core.datasets.synthetic import SyntheticConfig, generate_sequence
 from m5l_core.geometry import centers, overlap_ratio
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, save_checkpoint
-from m5l_core.sampling import inner_boxes
+from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking import M5LTracker, TrackerConfig, TrackerError, TrackResult, TrackState, load_tracker
 from m5l_core.tracking.config import OnlineOptimConfig
 from m5l_core.tracking.online import OnlineClassifier, drop_modalities
@@ -188,6 +188,17 @@ def test_inner_negatives_lie_inside_the_target_below_the_negative_overlap():
     assert overlap_ratio(boxes, target).min() >= 0.09 and overlap_ratio(boxes, target).max() <= 0.25
     with pytest.raises(ValueError, match="inner box scales"):
         inner_boxes(target, 1, np.random.default_rng(0), (0.5, 1.2))
+
+
+@pytest.mark.parametrize("kind, trans, scale", [("gaussian", 0.1, 1.2), ("uniform", 0.3, 1.5)])
+def test_a_target_thinner_than_rt_mdnets_10_px_floor_still_gets_positive_samples(kind, trans, scale):
+    """A 6 x 25 px target: every sample clipped to 10 px wide would overlap it by 0.6 at most."""
+    rng = np.random.default_rng(0)
+    thin = np.array([300.0, 200.0, 6.0, 25.0])
+    positives = SampleGenerator(kind, (640, 480), trans, scale).sample(thin, 200, rng, (0.7, 1.0))
+    assert len(positives) == 200 and positives[:, 2].min() >= 3.0
+    wide = np.array([300.0, 200.0, 20.0, 60.0])         # sides of 20 px and more keep RT-MDNet's floor
+    assert SampleGenerator(kind, (640, 480), trans, 3.0).draw(wide, 500, rng)[:, 2].min() == 10.0
 
 
 def test_inner_negatives_join_the_first_frame_and_every_frames_negatives(checkpoint, sequence, monkeypatch):

@@ -80,6 +80,15 @@ class SearchConfig:
     flow_max_move: float = param(4.0, "optical-flow proposal: none when it moves the box more than this "
                                       "many mean target sides, times (gap / gap_free) ** gap_exponent "
                                       "after a gap; 0 = no bound", low=0.0, high=100.0)
+    flow_scale: float = param(1.0, "resize the box searched around by the optical flow's scale (how far the "
+                                   "last box's points spread apart) to this power, on frames where one "
+                                   "scale and shift fit the points (flow_scale_fit): follows a zooming "
+                                   "camera or a robot closing in on a rigid target; 0 = off (the "
+                                   "candidates' scale jitter alone, RT-MDNet)", low=0.0, high=1.0)
+    flow_scale_fit: float = param(0.005, "flow scale: used only when one scale and shift place the points "
+                                         "within this many box sides (median); a rigid view fits within "
+                                         "0.005, a deforming target or points split between target and "
+                                         "background fit worse", low=0.0, high=1.0)
     max_area_ratio: float = param(2.0, "a widened search (a re-detection tile, a flow proposal) crops at "
                                        "most this many times the pixels of an ordinary frame (at a coarser "
                                        "scale beyond), so it costs about as much as an ordinary frame",

@@ -14,6 +14,10 @@ What it follows best is what moves the whole view, the robot or UAV turning whil
 dropped; a target moving on its own is followed where it has texture at the coarse pyramid
 levels. The reach is a few windows at the coarsest level that the image allows (OpenCV stops
 where a level gets smaller than the window): about 50 px at 320x240, more at 640x480.
+
+The same points also tell how much the box's content grew (TLD's scale, :func:`points_scale`),
+and how well one scale and shift explain their moves: the tracker resizes the box it searches
+around only where they do (a rigid view).
 """
 
 from __future__ import annotations
@@ -32,11 +36,16 @@ def grey(rgb: np.ndarray) -> np.ndarray:
 def median_flow(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid: int, window: int,
                 levels: int, max_disagreement: float = 0.0) -> np.ndarray | None:
     """The ``(dx, dy)`` pixels the content of ``box`` moved from ``previous`` to ``current`` (grey
-    images), or None when too few grid points track reliably or, with ``max_disagreement`` > 0, when
-    the reliable points disagree: their median distance to the median move exceeds that many mean
-    sides of ``box``. Points on a small target over water or snow lock onto different texture
-    after a gap; where they move together the move is right even when their forward-backward
-    error is not small."""
+    images), or None when too few grid points track reliably (see :func:`reliable_points`)."""
+    points = reliable_points(previous, current, box, grid, window, levels)
+    return None if points is None else points_move(*points, box, max_disagreement)
+
+
+def reliable_points(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid: int, window: int,
+                    levels: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A ``grid`` x ``grid`` lattice over ``box`` followed by pyramidal Lucas-Kanade from
+    ``previous`` into ``current``: the ``(N, 2)`` start and end points of the better half by
+    forward-backward error, or None when fewer than MIN_POINTS track both ways."""
     x, y, w, h = np.asarray(box, dtype=np.float64)
     xs, ys = np.meshgrid(np.linspace(x, x + w, grid), np.linspace(y, y + h, grid))
     start = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[:, None]
@@ -48,10 +57,38 @@ def median_flow(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid
     if tracked.sum() < MIN_POINTS:
         return None
     reliable = tracked & (fb_error <= float(np.median(fb_error[tracked])))
-    moves = (ahead - start)[reliable, 0]
+    return start[reliable, 0], ahead[reliable, 0]
+
+
+def points_move(start: np.ndarray, end: np.ndarray, box: np.ndarray,
+                max_disagreement: float = 0.0) -> np.ndarray | None:
+    """The median move of the points; with ``max_disagreement`` > 0, None when they disagree: their
+    median distance to the median move exceeds that many mean sides of ``box``. Points on a small
+    target over water or snow lock onto different texture after a gap; where they move together
+    the move is right even when their forward-backward error is not small."""
+    moves = end - start
     move = np.median(moves, axis=0).astype(np.float64)
     if max_disagreement > 0:
         disagreement = float(np.median(np.linalg.norm(moves - move, axis=1)))
         if disagreement > max_disagreement * float(np.mean(box[2:])):
             return None
     return move
+
+
+def points_scale(start: np.ndarray, end: np.ndarray, box: np.ndarray) -> tuple[float, float]:
+    """How much the points spread apart (TLD's median-flow scale: the median ratio of pairwise
+    distances after and before), and how well one scale and shift explains them: the median
+    distance of the end points from that fit, in units of the box's side (sqrt of its area).
+    A rigid view (the camera zooming, the robot approaching) fits within a few hundredths; points
+    on a deforming target, or split between target and background, do not."""
+    start, end = start.astype(np.float64), end.astype(np.float64)
+    first, second = np.triu_indices(len(start), 1)
+    before = np.linalg.norm(start[first] - start[second], axis=1)
+    after = np.linalg.norm(end[first] - end[second], axis=1)
+    apart = before > 1e-6
+    if not apart.any():
+        return 1.0, float("inf")
+    scale = float(np.median(after[apart] / before[apart]))
+    fitted = np.median(end, axis=0) + scale * (start - np.median(start, axis=0))
+    side = float(np.sqrt(box[2] * box[3]))
+    return scale, float(np.median(np.linalg.norm(end - fitted, axis=1))) / max(side, 1e-6)

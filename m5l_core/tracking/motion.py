@@ -11,7 +11,9 @@ changes.
 
 The optical flow of the last box into this frame proposes where the target went (flow.py; a
 share of the candidates is drawn there): after a gap, and with ``flow_every_frame`` (the
-default) on every frame, stamped or not, so offline runs and lockstep replays stay equal.
+default) on every frame, stamped or not, so offline runs and lockstep replays stay equal. With
+``flow_scale`` the same points also say how much the target grew or shrank (a camera zooming, a
+robot closing in), and the box searched around is resized by that, where one scale fits them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from m5l_core.tracking.config import SearchConfig
-from m5l_core.tracking.flow import grey, median_flow
+from m5l_core.tracking.flow import grey, points_move, points_scale, reliable_points
+
+# Bound on one frame's flow scale change (times the gap's growth after a gap): a target seen at
+# 30 Hz does not grow by a tenth between two frames, a wrong fit (points on two surfaces) can.
+MAX_SCALE_STEP = 1.1
 
 
 class MotionModel:
@@ -31,6 +37,7 @@ class MotionModel:
         self._stamp = stamp                         # stamp of the last tracked frame
         self._grey = self._flow_frame(rgb, stamp)   # its grey image, kept for the flow proposal
         self._previous_grey: np.ndarray | None = None
+        self._points: tuple[np.ndarray, np.ndarray] | None = None   # the last box's flow, this frame
         self._good: tuple[np.ndarray, float] | None = None if stamp is None or box is None else (
             _centre(box), stamp)                    # centre and stamp of the last good frame
         self._velocity = np.zeros(2)                # pixels per second
@@ -46,36 +53,65 @@ class MotionModel:
             self._stamp = float(stamp)
         self.gap = gap
         self._previous_grey, self._grey = self._grey, self._flow_frame(rgb, stamp)
+        self._points = None
         return gap
+
+    def follow(self, box: np.ndarray) -> None:
+        """Follow ``box``'s content from the last tracked frame into this one (optical flow), for
+        :meth:`flow_proposal` and :meth:`rescaled`: after a gap, or on every frame with
+        ``flow_every_frame`` or ``flow_scale``."""
+        cfg = self.config
+        self._points = None
+        if self._previous_grey is None or self._grey is None:
+            return
+        if self._after_gap() or cfg.flow_every_frame or cfg.flow_scale > 0:
+            self._points = reliable_points(self._previous_grey, self._grey, box, cfg.flow_grid,
+                                           cfg.flow_window, cfg.flow_levels)
 
     def _after_gap(self) -> bool:
         return self.config.gap_free > 0 and self.gap > self.config.gap_free
 
     def _flow_frame(self, rgb: np.ndarray | None, stamp: float | None) -> np.ndarray | None:
-        """The grey image the flow needs, only where a proposal can happen (stamped frames, or
-        every frame with ``flow_every_frame``)."""
-        if rgb is None or self.config.flow_share <= 0 or (stamp is None and not self.config.flow_every_frame):
+        """The grey image the flow needs, only where the flow is used: stamped frames (a proposal
+        after a gap), or every frame with ``flow_every_frame`` or ``flow_scale``."""
+        cfg = self.config
+        if rgb is None or (cfg.flow_share <= 0 and cfg.flow_scale <= 0):
+            return None
+        if stamp is None and not (cfg.flow_every_frame or cfg.flow_scale > 0):
             return None
         return grey(rgb)
 
     def flow_proposal(self, box: np.ndarray, spread: float) -> np.ndarray | None:
-        """``box`` moved by the optical flow of its content since the last tracked frame, after a
-        gap (or on every frame with ``flow_every_frame``). None otherwise, when the flow is
-        unreliable, or when the move is within the candidates' own reach (half of ``spread``
-        mean sides, one standard deviation of their offsets): there a second cluster would only
-        enlarge the crop."""
+        """``box`` moved by the optical flow that :meth:`follow` measured, after a gap (or on every
+        frame with ``flow_every_frame``). None otherwise, when the flow is unreliable, or when the
+        move is within the candidates' own reach (half of ``spread`` mean sides, one standard
+        deviation of their offsets): there a second cluster would only enlarge the crop."""
         cfg = self.config
-        have_frames = self._previous_grey is not None and self._grey is not None
-        if not have_frames or not (self._after_gap() or cfg.flow_every_frame):
+        if self._points is None or cfg.flow_share <= 0 or not (self._after_gap() or cfg.flow_every_frame):
             return None
-        shift = median_flow(self._previous_grey, self._grey, box, cfg.flow_grid, cfg.flow_window,
-                            cfg.flow_levels, cfg.flow_max_disagreement)
+        shift = points_move(*self._points, box, cfg.flow_max_disagreement)
         side = float(np.mean(box[2:]))
         if shift is None or np.linalg.norm(shift) <= 0.5 * spread * side or self._beyond_reach(shift, side):
             return None
         moved = np.array(box, dtype=np.float64)
         moved[:2] += shift
         return moved
+
+    def rescaled(self, box: np.ndarray) -> np.ndarray:
+        """``box`` resized about its centre by the flow's scale to the power ``flow_scale``, where
+        one scale and shift fit the points within ``flow_scale_fit`` box sides; else ``box``."""
+        cfg = self.config
+        if cfg.flow_scale <= 0 or self._points is None or len(self._points[0]) < 2:
+            return box
+        scale, misfit = points_scale(*self._points, box)
+        if misfit > cfg.flow_scale_fit:
+            return box
+        bound = np.log(MAX_SCALE_STEP) * max(1.0, self._gap_growth())
+        factor = float(np.exp(np.clip(cfg.flow_scale * np.log(scale), -bound, bound)))
+        box = np.asarray(box, dtype=np.float64)
+        centre = box[:2] + box[2:] / 2
+        size = box[2:] * factor
+        return np.concatenate([centre - size / 2, size])
 
     def _beyond_reach(self, shift: np.ndarray, side: float) -> bool:
         """A move farther than the target could have gone (``flow_max_move`` sides per frame's worth

@@ -197,9 +197,11 @@ class M5LTracker:
             self.counters["redetections"] += 1
             self._box = found
         self.motion.advance(stamp, rgb)
-        centre_box = self.motion.predict(self._box)
+        self.motion.follow(self._box)
+        last_box = self.motion.rescaled(self._box)
+        centre_box = self.motion.predict(last_box)
         spread, scale = self._jitter()
-        flowed = self.motion.flow_proposal(self._box, spread)
+        flowed = self.motion.flow_proposal(last_box, spread)
         search = self.config.search
         aspect = search.aspect if search.aspect > 1.0 else None
         generator = self._generator("gaussian", spread, scale, aspect=aspect, clip=True)
