@@ -90,13 +90,19 @@ class NodeStats:
     tracker_errors: int = 0
     published: int = 0
     state: TrackState = TrackState.NOT_INITIALISED
+    stages: dict[str, RateWindow] = field(default_factory=dict)   # tracker stage -> its seconds
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record_result(self, state: TrackState, latency: float) -> None:
+    def record_result(self, state: TrackState, latency: float,
+                      timings: dict[str, float] | None = None) -> None:
+        """One published result; ``timings``: the tracker's seconds per stage of that frame (where
+        a slow frame's time went: the conv layers, scoring, re-detection ...)."""
         with self.lock:
             self.results.add(latency)
             self.published += 1
             self.state = state
+            for stage, seconds in (timings or {}).items():
+                self.stages.setdefault(stage, RateWindow()).add(seconds)
 
     def record_rejected(self, stream: str) -> None:
         with self.lock:
@@ -125,6 +131,9 @@ def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], stream
             "rejected_thermal_images": str(stats.rejected["thermal"]),
             "tracker_errors": str(stats.tracker_errors),
         }
+        for stage, window in stats.stages.items():
+            mean, _ = window.mean_max()
+            values[f"stage_{stage}_mean_ms"] = f"{1000 * mean:.1f}"
         state = stats.state
     if unpaired is not None:
         values["unpaired_images"] = str(unpaired)

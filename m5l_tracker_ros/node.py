@@ -238,7 +238,7 @@ class TrackingNodeMixin:
         msg = ros_io.fill_target(self._message_type(), pair.rgb.header, outcome,
                                  time.monotonic() - pair.completed)
         self.target_pub.publish(msg)
-        self.stats.record_result(outcome.state, msg.latency)
+        self.stats.record_result(outcome.state, msg.latency, outcome.timings)
         if self.config.debug_image and self.debug_pub.get_subscription_count() > 0:
             self.debug_pub.publish(ros_io.debug_image(pair.rgb.header, rgb, outcome))
 

@@ -21,7 +21,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class Outcome:
     score: float = 0.0
     rgb_weight: float = 0.0
     thermal_weight: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict, compare=False)  # seconds per tracker stage
 
 
 NOT_INITIALISED = Outcome(TrackState.NOT_INITIALISED)
@@ -128,7 +129,7 @@ class TrackingSession:
         self.last_state = result.state
         self._last_box = tuple(float(v) for v in np.asarray(result.box).reshape(4))
         return Outcome(result.state, self._last_box, float(result.score), float(result.rgb_weight),
-                       float(result.thermal_weight))
+                       float(result.thermal_weight), dict(result.timings))
 
     def _follow_resize(self, rgb: np.ndarray, thermal: np.ndarray, size: Size,
                        stamp: float | None) -> Outcome:

@@ -101,3 +101,13 @@ def test_outages_duplicates_and_stamps_going_back_are_not_transport_losses():
     assert monitor_fed(stamps).estimate(1.0).ratio > 0.95
     replayed = monitor_fed(stamps + stamps_of(range(5)))
     assert replayed.estimate(1.0) is None  # starts afresh, too few images yet
+
+
+def test_the_status_reports_where_the_trackers_time_went_per_stage():
+    now = [0.0]
+    stats = NodeStats(results=RateWindow(2.0, clock=lambda: now[0]))
+    for features, scoring in ((0.060, 0.010), (0.040, 0.020)):
+        stats.record_result(TrackState.TRACKING, 0.08, {"features": features, "scoring": scoring})
+    stats.record_result(TrackState.TRACKING, 0.05)          # a frame without timings (initialisation)
+    values = {kv.key: kv.value for kv in status(stats, 0.1, 0.1).values}
+    assert values["stage_features_mean_ms"] == "50.0" and values["stage_scoring_mean_ms"] == "15.0"
