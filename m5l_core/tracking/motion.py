@@ -64,9 +64,15 @@ class MotionModel:
         self._points = None
         if self._previous_grey is None or self._grey is None:
             return
-        if self._after_gap() or cfg.flow_every_frame or cfg.flow_scale > 0:
+        if self._after_gap() or self._flow_on_every_frame():
             self._points = reliable_points(self._previous_grey, self._grey, box, cfg.flow_grid,
                                            cfg.flow_window, cfg.flow_levels)
+
+    def _flow_on_every_frame(self) -> bool:
+        """Whether the flow is used on every frame (the proposal with ``flow_every_frame``, or the
+        scale), not only after a gap."""
+        cfg = self.config
+        return (cfg.flow_share > 0 and cfg.flow_every_frame) or cfg.flow_scale > 0
 
     def _after_gap(self) -> bool:
         return self.config.gap_free > 0 and self.gap > self.config.gap_free
@@ -74,10 +80,9 @@ class MotionModel:
     def _flow_frame(self, rgb: np.ndarray | None, stamp: float | None) -> np.ndarray | None:
         """The grey image the flow needs, only where the flow is used: stamped frames (a proposal
         after a gap), or every frame with ``flow_every_frame`` or ``flow_scale``."""
-        cfg = self.config
-        if rgb is None or (cfg.flow_share <= 0 and cfg.flow_scale <= 0):
+        if rgb is None or (self.config.flow_share <= 0 and self.config.flow_scale <= 0):
             return None
-        if stamp is None and not (cfg.flow_every_frame or cfg.flow_scale > 0):
+        if stamp is None and not self._flow_on_every_frame():
             return None
         return grey(rgb)
 
@@ -108,10 +113,8 @@ class MotionModel:
             return box
         bound = np.log(MAX_SCALE_STEP) * max(1.0, self._gap_growth())
         factor = float(np.exp(np.clip(cfg.flow_scale * np.log(scale), -bound, bound)))
-        box = np.asarray(box, dtype=np.float64)
-        centre = box[:2] + box[2:] / 2
-        size = box[2:] * factor
-        return np.concatenate([centre - size / 2, size])
+        size = np.asarray(box, dtype=np.float64)[2:] * factor
+        return np.concatenate([_centre(box) - size / 2, size])
 
     def _beyond_reach(self, shift: np.ndarray, side: float) -> bool:
         """A move farther than the target could have gone (``flow_max_move`` sides per frame's worth
