@@ -124,6 +124,16 @@ def to_network_input(images: np.ndarray | list[np.ndarray],
     return tensor.permute(0, 3, 1, 2).float().sub_(PIXEL_MEAN)
 
 
+def padded_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``(N,3,H,W)`` network input zero-padded (zero = the pixel mean) at the bottom and right to
+    sides that are multiples of ``multiple``; pixel coordinates, and so RoIs, are unchanged."""
+    height, width = tensor.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return tensor
+    return torch.nn.functional.pad(tensor, (0, pad_w, 0, pad_h))
+
+
 def _describe(value) -> str:
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"

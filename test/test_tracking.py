@@ -18,6 +18,7 @@ from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking import M5LTracker, TrackerConfig, TrackerError, TrackResult, TrackState, load_tracker
 from m5l_core.tracking.config import OnlineOptimConfig
 from m5l_core.tracking.online import OnlineClassifier, drop_modalities
+from m5l_core.tracking.runtime import resolve_input_multiple
 
 # Few samples and iterations, larger steps and a small crop scale: the full procedure, only cheaper.
 FAST_SETTINGS = {
@@ -130,6 +131,19 @@ def test_failure_widens_the_search_and_runs_short_term_updates(checkpoint, seque
                                                    update={"skip_unchanged": False}), device="cpu", seed=0)
     run(rtmdnet, sequence, frames=4)
     assert rtmdnet.counters["short_term_updates"] == 4 and rtmdnet.counters["updates_skipped"] == 0
+
+
+def test_inputs_padded_for_cuda_keep_every_box_where_it_was(checkpoint, sequence, first_run):
+    """CUDA pads each crop to a multiple of 32 px (cuDNN then plans a few shapes, not one per
+    frame); the pad lies below and right of the crop, so pixel coordinates and RoIs stay put."""
+    assert resolve_input_multiple(torch.device("cuda"), 0) == 32
+    assert resolve_input_multiple(torch.device("cpu"), 0) == 1
+    assert resolve_input_multiple(torch.device("cpu"), 16) == 16
+    padded = load_tracker(checkpoint, fast_config(runtime={"input_multiple": 32}), device="cpu", seed=0)
+    results = run(padded, sequence)
+    plain = np.stack([r.box for r in first_run[1]])
+    assert overlap_ratio(np.stack([r.box for r in results]), plain).mean() > 0.9
+    assert overlap_ratio(np.stack([r.box for r in results]), sequence.gt_rgb[1:]).mean() > 0.5
 
 
 def test_mono16_thermal_of_another_size_is_registered(checkpoint):

@@ -32,7 +32,7 @@ import weakref
 import numpy as np
 import torch
 
-from m5l_core.preprocess import prepare_pair, to_network_input
+from m5l_core.preprocess import padded_to_multiple, prepare_pair, to_network_input
 from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
 from m5l_core.tracking.config import TrackerConfig
@@ -54,6 +54,7 @@ from m5l_core.tracking.runtime import (
     StageTimer,
     autocast_factory,
     resolve_device,
+    resolve_input_multiple,
     resolve_precision,
 )
 from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners, region_around, region_within
@@ -75,9 +76,11 @@ class M5LTracker:
         if runtime.threads > 0:
             torch.set_num_threads(runtime.threads)
         self.model = model.to(self.device).eval()
-        self._memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+        channels_last = runtime.channels_last and self.device.type == "cpu"
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self._memory_format)
         self.precision = resolve_precision(self.device, runtime.precision)
+        self._input_multiple = resolve_input_multiple(self.device, runtime.input_multiple)
         self._autocast = autocast_factory(self.device, self.precision)
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         self._twin_streams = runtime.batch_twin_streams and self.model.streams_are_twins()
@@ -369,8 +372,8 @@ class M5LTracker:
         return self._region(hull_corners(box, search.trans, search.scale))
 
     def _network_input(self, rgb_crop: np.ndarray, thermal_crop: np.ndarray):
-        return tuple(to_network_input(c, self.device).contiguous(memory_format=self._memory_format)
-                     for c in (rgb_crop, thermal_crop))
+        return tuple(padded_to_multiple(to_network_input(c, self.device), self._input_multiple)
+                     .contiguous(memory_format=self._memory_format) for c in (rgb_crop, thermal_crop))
 
     def _features(self, rgb: torch.Tensor, thermal: torch.Tensor,
                   model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
