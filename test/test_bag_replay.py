@@ -100,4 +100,7 @@ def test_realtime_replay_reports_drops_latency_and_rate(setup, capsys):
     assert report["outputs_per_s"] > 0
     assert report["first_output_ms"] > 0 and "first tracked box" in printed
     assert f"dropped {report['dropped']}" in printed and "latency (image stamp -> output): p50" in printed
+    assert {"features", "scoring", "total"} <= set(report["node_stages_ms"])   # from the node's /diagnostics
+    assert 0 < report["node_stages_ms"]["features"] < report["node_stages_ms"]["total"]
+    assert "tracker stages in the node (mean ms, /diagnostics): " in printed
     assert len(read_result_file(out / "seq.txt")) == FRAMES      # frames without output keep a box

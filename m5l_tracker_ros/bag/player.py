@@ -9,11 +9,14 @@ The client spins its own context in a background thread; the caller's thread pub
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -32,6 +35,8 @@ PUBLISH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 DISCOVERY_SETTLE_S = 1.0  # GUIDE §3: frames sent right after the match may still be lost
+STAGE_KEY = re.compile(r"stage_(\w+)_mean_ms")   # the node's per-stage means in /diagnostics
+STAGE_WAIT_S = 2.5     # > the node's default diagnostics_period (1 s) with room for a busy node
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class ReplayClient:
         self._arrived = threading.Condition()
         self._node.create_subscription(output_type, endpoints.output_topic, self._on_output, OUTPUT_QOS,
                                        raw=True)
+        self._stage_windows: list[dict[str, float]] = []
+        self._node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._parameters = AsyncParameterClient(self._node, endpoints.node_name)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
@@ -76,6 +83,28 @@ class ReplayClient:
         with self._arrived:
             self._outputs.append(output)
             self._arrived.notify_all()
+
+    def _on_diagnostics(self, message) -> None:
+        for status in message.status:
+            if not status.name.startswith(f"{self.endpoints.node_name}:"):
+                continue
+            stages = {match.group(1): float(pair.value) for pair in status.values
+                      if (match := STAGE_KEY.fullmatch(pair.key))}
+            if stages:
+                with self._arrived:
+                    self._stage_windows.append(stages)
+                    self._arrived.notify_all()
+
+    def node_stages_ms(self, wait_s: float = STAGE_WAIT_S) -> dict[str, float]:
+        """The tracker's mean milliseconds per stage inside the node: the mean of the node's
+        /diagnostics windows (each the mean of its last 2 s), after waiting up to ``wait_s`` for
+        one more, so that the run's last frames (a short bag's only ones) are in it."""
+        with self._arrived:
+            seen = len(self._stage_windows)
+            self._arrived.wait_for(lambda: len(self._stage_windows) > seen, timeout=wait_s)
+            windows = list(self._stage_windows)
+        stages = sorted({stage for window in windows for stage in window})
+        return {stage: float(np.mean([w[stage] for w in windows if stage in w])) for stage in stages}
 
     # --- connection ------------------------------------------------------------------------
 

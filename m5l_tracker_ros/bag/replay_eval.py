@@ -99,7 +99,9 @@ def _node(args, out: Path):
     return NodeProcess(out / "node.log", args.params_file, params)
 
 
-def _replay(args, out: Path, bag: BagInput, pairs: list[tuple[int, int]]) -> ReplayRun:
+def _replay(args, out: Path, bag: BagInput,
+            pairs: list[tuple[int, int]]) -> tuple[ReplayRun, dict[str, float]]:
+    """The run, and the tracker's mean ms per stage as the node's /diagnostics reported them."""
     from m5l_tracker_ros.bag.player import NodeEndpoints, ReplayClient
 
     output_type = _output_type()
@@ -113,9 +115,11 @@ def _replay(args, out: Path, bag: BagInput, pairs: list[tuple[int, int]]) -> Rep
             client.set_initial_box(bag.init_box)
             progress = not args.quiet
             if args.mode == "lockstep":
-                return run_lockstep(client, bag.streams, bag.payloads, pairs, args.timeout, progress, alive)
-            return run_realtime(client, bag.streams, bag.payloads, pairs, args.rate, args.timeout,
-                                progress, alive)
+                run = run_lockstep(client, bag.streams, bag.payloads, pairs, args.timeout, progress, alive)
+            else:
+                run = run_realtime(client, bag.streams, bag.payloads, pairs, args.rate, args.timeout,
+                                   progress, alive)
+            return run, client.node_stages_ms()
         finally:
             client.close()
 
@@ -130,7 +134,7 @@ def replay_eval(args) -> tuple[RunReport, np.ndarray, Path]:
                        f"({bag.streams.topics.rgb}, {bag.streams.topics.thermal}); raise --slop")
     name = bag.custom.get(conv.META_SEQUENCE) or Path(args.bag).name
     out = args.out or Path(f"{args.bag}.replay-{args.mode}")
-    run = _replay(args, out, bag, pairs)
+    run, stages_ms = _replay(args, out, bag, pairs)
     placed = frame_boxes(bag.streams.rgb_stamps, run.outputs, bag.init_box)
     matched = [run.outputs[i] for i in placed.output_of if i >= 0]
     benchmark = choose_benchmark(args.benchmark, bag.custom.get(conv.META_BENCHMARK))
@@ -141,7 +145,8 @@ def replay_eval(args) -> tuple[RunReport, np.ndarray, Path]:
                        node_latency=latency_stats(o.node_latency for o in matched),
                        mode=args.mode if args.mode == "lockstep" else f"realtime x{args.rate:g}",
                        first_output_ms=None if args.mode == "lockstep" else first_output_ms(
-                           matched, bag.streams.rgb[pairs[0][0]].stamp, args.rate))
+                           matched, bag.streams.rgb[pairs[0][0]].stamp, args.rate),
+                       node_stages_ms=stages_ms or None)
     write_outputs_bag(out / f"{name}_outputs", matched, args.storage, overwrite=True,
                       custom={conv.META_SOURCE_BAG: str(Path(args.bag).resolve()), conv.META_SEQUENCE: name,
                               conv.META_BENCHMARK: benchmark})

@@ -40,6 +40,7 @@ class RunReport:
     node_latency: Latency | None  # as the node reports it (pair complete -> publish)
     mode: str = "bag"
     first_output_ms: float | None = None  # realtime: first frame (with the initial box) -> first tracked box
+    node_stages_ms: dict[str, float] | None = None  # replay: the tracker's mean ms per stage in the node
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -57,6 +58,9 @@ class RunReport:
             if latency is not None:
                 out.append(f"{label}: p50 {latency.p50_ms:.1f} ms  p95 {latency.p95_ms:.1f} ms  "
                            f"max {latency.max_ms:.1f} ms")
+        if self.node_stages_ms:
+            stages = "  ".join(f"{stage} {ms:.1f}" for stage, ms in self.node_stages_ms.items())
+            out.append(f"tracker stages in the node (mean ms, /diagnostics): {stages}")
         return out
 
 
