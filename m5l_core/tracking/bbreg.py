@@ -13,10 +13,56 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+PRIOR_KEY = "box_prior"    # checkpoint extra: the offline-learnt regressor of that model's features
+
+
+class BoxPrior:
+    """A linear box regressor learnt offline on many objects (``python -m m5l_core.tracking.box_prior``)
+    for one model's fused RoI features, stored in that model's checkpoint.
+
+    The first-frame regressor knows only the first view of its target; on real video, where the
+    target turns or deforms, its sizes lean to that view. This one has seen many objects' extents.
+    """
+
+    def __init__(self, feature_mean: torch.Tensor, weights: torch.Tensor, offset_mean: torch.Tensor):
+        self.feature_mean, self.weights, self.offset_mean = feature_mean, weights, offset_mean
+
+    def offsets(self, features: torch.Tensor) -> torch.Tensor:
+        """``(N, 4)`` offsets (dx, dy, log dw, log dh) from each box to the object it frames."""
+        return (features.float() - self.feature_mean) @ self.weights + self.offset_mean
+
+    def to_extra(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {PRIOR_KEY: {"feature_mean": self.feature_mean.cpu(), "weights": self.weights.cpu(),
+                            "offset_mean": self.offset_mean.cpu()}}
+
+    @classmethod
+    def from_extra(cls, extra: dict, device: torch.device | str = "cpu") -> BoxPrior | None:
+        """The prior a checkpoint carries (None for one without)."""
+        stored = extra.get(PRIOR_KEY)
+        if stored is None:
+            return None
+        return cls(*(stored[k].float().to(device) for k in ("feature_mean", "weights", "offset_mean")))
+
+    @classmethod
+    def fit(cls, features: torch.Tensor, targets: torch.Tensor, alpha: float) -> BoxPrior:
+        """Ridge regression of ``targets`` (N, 4) offsets on ``features`` (N, D), primal form
+        (many more boxes than dimensions here, unlike the first frame's)."""
+        x, y = features.double(), targets.double()
+        feature_mean, offset_mean = x.mean(dim=0), y.mean(dim=0)
+        xc = x - feature_mean
+        gram = xc.T @ xc
+        gram.diagonal().add_(alpha)
+        weights = torch.linalg.solve(gram, xc.T @ (y - offset_mean))
+        return cls(feature_mean.float(), weights.float(), offset_mean.float())
+
 
 class BoxRegressor:
-    def __init__(self, alpha: float):
+    def __init__(self, alpha: float, prior: BoxPrior | None = None, prior_size_weight: float = 0.0):
         self.alpha = float(alpha)
+        # the size's log offsets are mixed: (1 - w) first frame + w prior; the centre stays the first
+        # frame's (the prior knows objects' extents, the first frame knows where this target's centre is)
+        self.prior = prior if prior_size_weight > 0 else None
+        self.prior_size_weight = float(prior_size_weight)
         # (feature mean (D,), weights (D, 4), target mean (4,)), replaced as one: a learner thread
         # may fit while the tracking thread predicts
         self._fit: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -43,6 +89,9 @@ class BoxRegressor:
             return np.asarray(boxes, dtype=np.float64).copy()
         feature_mean, weights, target_mean = fit
         deltas = (features.float() - feature_mean) @ weights + target_mean
+        if self.prior is not None:
+            w = self.prior_size_weight
+            deltas[:, 2:] = (1 - w) * deltas[:, 2:] + w * self.prior.offsets(features)[:, 2:]
         return apply_offsets(boxes, deltas.cpu().double().numpy())
 
 

@@ -26,6 +26,7 @@ import torch
 from m5l_core.config import ConfigError, apply_overrides
 from m5l_core.losses import LossConfig
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, apply_ablation, load_checkpoint
+from m5l_core.tracking.bbreg import BoxPrior
 from m5l_core.tracking.bench_load import busy_process
 from m5l_core.tracking.bench_report import PAPER_FPS, TARGET_FPS, TARGET_RATIO, conv_gflop, explain
 from m5l_core.tracking.config import TrackerConfig
@@ -104,13 +105,15 @@ def run_bench(args: argparse.Namespace) -> dict:
     overrides = [*args.overrides, *([f"runtime.threads={args.threads}"] if args.threads else [])]
     config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), extra)
     sequence = bench_sequence(args.frames, args.seed)
-    trackers = {"m5l": M5LTracker(m5l_net, None, config, device, args.seed),
+    # the baseline's features are another network's (no fusion): the M5L model's box prior is not for them
+    trackers = {"m5l": M5LTracker(m5l_net, None, config, device, args.seed, BoxPrior.from_extra(extra)),
                 "baseline": M5LTracker(baseline_net, None, config, device, args.seed)}
     if args.compare is not None:
         # Another model (e.g. a previous default) timed in the same alternation, at its own scale.
         compare_net, _, compare_extra = load_checkpoint(checkpoint_path(args.compare), device)
         compare_config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), compare_extra)
-        trackers["compare"] = M5LTracker(compare_net, None, compare_config, device, args.seed)
+        trackers["compare"] = M5LTracker(compare_net, None, compare_config, device, args.seed,
+                                         BoxPrior.from_extra(compare_extra))
     timings = {name: Timing(name) for name in trackers}
     for name, tracker in trackers.items():
         start = time.perf_counter()

@@ -187,6 +187,11 @@ class BoxRegressionConfig:
     trans: float = param(0.3, "training box sampler spread (uniform)", low=0.0, high=5.0)
     scale: float = param(1.5, "training box sampler scale base", low=1.0, high=3.0)
     alpha: float = param(1000.0, "ridge penalty", low=0.0, high=1e9)
+    prior_size_weight: float = param(0.0, "share of the box's size (log offsets) taken from the regressor "
+                                          "the checkpoint learnt offline on many objects (its box_prior; the "
+                                          "bundled models carry one), the rest from the first-frame one; the "
+                                          "centre stays the first frame's. 0 = first frame only (RT-MDNet); "
+                                          "0.5 measured in README (Box prior)", low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)

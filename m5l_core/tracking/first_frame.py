@@ -53,7 +53,8 @@ class FirstFrameFit:
         if len(neg_f) == 0:
             raise TrackerError(f"no negative samples could be drawn around {box.tolist()}")
         optimizer = t.trainer.optimizer(init.lr)
-        regressor = t._regressor = BoxRegressor(t.config.bbreg.alpha)
+        bb = t.config.bbreg
+        regressor = t._regressor = BoxRegressor(bb.alpha, t.box_prior, bb.prior_size_weight)
         if not quick:
             reg_f = t._pool_chunked(feats, region, reg) if len(reg) else reg
             t.trainer.train(optimizer, pos_f, neg_f, init.iterations, t._rng)

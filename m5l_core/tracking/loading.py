@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from m5l_core.models import CheckpointError, load_checkpoint
+from m5l_core.tracking.bbreg import BoxPrior
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.runtime import resolve_device
 from m5l_core.tracking.tracker import M5LTracker
@@ -54,7 +55,8 @@ def load_tracker(checkpoint: str | os.PathLike | None = None, config: TrackerCon
     checkpoint = checkpoint_path(checkpoint)
     resolved = resolve_device(device)
     model, model_config, extra = load_checkpoint(checkpoint, device=resolved)
-    return M5LTracker(model, model_config, config_for_checkpoint(config, extra), resolved, seed)
+    return M5LTracker(model, model_config, config_for_checkpoint(config, extra), resolved, seed,
+                      box_prior=BoxPrior.from_extra(extra))
 
 
 def config_for_checkpoint(config: TrackerConfig | None, extra: dict) -> TrackerConfig:

@@ -35,6 +35,7 @@ import torch
 from m5l_core.preprocess import padded_to_multiple, prepare_pair, to_network_input
 from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
+from m5l_core.tracking.bbreg import BoxPrior
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
@@ -67,7 +68,7 @@ class M5LTracker:
     """Implements :class:`m5l_core.tracking.api.RGBTTracker` with an M5L (or baseline) network."""
 
     def __init__(self, model: torch.nn.Module, model_config=None, config: TrackerConfig | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0):
+                 device: str | torch.device = "cpu", seed: int = 0, box_prior: BoxPrior | None = None):
         self.config = config if config is not None else TrackerConfig()
         self.model_config = model_config
         self.device = resolve_device(device)
@@ -82,6 +83,8 @@ class M5LTracker:
         self.precision = resolve_precision(self.device, runtime.precision)
         self._input_multiple = resolve_input_multiple(self.device, runtime.input_multiple)
         self._autocast = autocast_factory(self.device, self.precision)
+        self.box_prior = None if box_prior is None else BoxPrior(
+            *(t.to(self.device) for t in (box_prior.feature_mean, box_prior.weights, box_prior.offset_mean)))
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         self._twin_streams = runtime.batch_twin_streams and self.model.streams_are_twins()
         # fc4/fc5 change online (nothing else does): every sequence starts again from the loaded ones.
@@ -241,6 +244,19 @@ class M5LTracker:
     def close(self) -> None:
         """Stop the learner thread, if one runs (also done when the tracker is garbage-collected)."""
         self.learner.stop()
+
+    def box_features(self, rgb: np.ndarray, thermal: np.ndarray, around: np.ndarray,
+                     boxes: np.ndarray) -> torch.Tensor:
+        """``(N, D)`` fused RoI features of ``boxes``, cropped as a frame tracked at ``around`` is
+        (what the box regressors see); the tracker's state is left as it was."""
+        rgb, thermal = prepare_pair(rgb, thermal, self.config.preprocess)
+        search = self.config.search
+        around = np.asarray(around, dtype=np.float64)
+        region = region_around(np.concatenate([boxes, around[None]]), around[2:], search.padding,
+                               self._target_size, search.max_crop_side, self.model.geometry,
+                               search.crop_stretch)
+        feats = self._features(*self._network_input(*crop_pair(rgb, thermal, region)))
+        return self._pool_chunked(feats, region, boxes).float()
 
     # -- one frame ------------------------------------------------------------------------------
     def _jitter(self) -> tuple[float, float]:
