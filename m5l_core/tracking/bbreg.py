@@ -31,6 +31,9 @@ class BoxPrior:
         """``(N, 4)`` offsets (dx, dy, log dw, log dh) from each box to the object it frames."""
         return (features.float() - self.feature_mean) @ self.weights + self.offset_mean
 
+    def to(self, device: torch.device | str) -> BoxPrior:
+        return BoxPrior(self.feature_mean.to(device), self.weights.to(device), self.offset_mean.to(device))
+
     def to_extra(self) -> dict[str, dict[str, torch.Tensor]]:
         return {PRIOR_KEY: {"feature_mean": self.feature_mean.cpu(), "weights": self.weights.cpu(),
                             "offset_mean": self.offset_mean.cpu()}}
@@ -41,7 +44,7 @@ class BoxPrior:
         stored = extra.get(PRIOR_KEY)
         if stored is None:
             return None
-        return cls(*(stored[k].float().to(device) for k in ("feature_mean", "weights", "offset_mean")))
+        return cls(*(stored[k].float() for k in ("feature_mean", "weights", "offset_mean"))).to(device)
 
     @classmethod
     def fit(cls, features: torch.Tensor, targets: torch.Tensor, alpha: float) -> BoxPrior:

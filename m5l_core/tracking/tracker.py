@@ -83,8 +83,7 @@ class M5LTracker:
         self.precision = resolve_precision(self.device, runtime.precision)
         self._input_multiple = resolve_input_multiple(self.device, runtime.input_multiple)
         self._autocast = autocast_factory(self.device, self.precision)
-        self.box_prior = None if box_prior is None else BoxPrior(
-            *(t.to(self.device) for t in (box_prior.feature_mean, box_prior.weights, box_prior.offset_mean)))
+        self.box_prior = None if box_prior is None else box_prior.to(self.device)
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         self._twin_streams = runtime.batch_twin_streams and self.model.streams_are_twins()
         # fc4/fc5 change online (nothing else does): every sequence starts again from the loaded ones.
