@@ -28,13 +28,26 @@ from m5l_core.datasets import DatasetError, load_benchmark
 from m5l_core.datasets.frames import read_frame
 from m5l_core.models import CheckpointError, load_checkpoint, save_checkpoint
 from m5l_core.models.checkpoint import read_checkpoint
+from m5l_core.preprocess import prepare_pair
 from m5l_core.sampling import SampleGenerator
 from m5l_core.tracking.bbreg import BoxPrior, offsets
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT
 from m5l_core.tracking.loading import checkpoint_path, load_tracker
+from m5l_core.tracking.search import crop_pair
 from m5l_core.tracking.tracker import M5LTracker
 
 MIN_SIDE = 8.0      # true boxes smaller than this (pixels) teach nothing about extents
+
+
+def box_features(tracker: M5LTracker, rgb: np.ndarray, thermal: np.ndarray, around: np.ndarray,
+                 boxes: np.ndarray) -> torch.Tensor:
+    """``(N, D)`` fused RoI features of ``boxes``, cropped as a frame tracked at ``around`` is
+    (what the box regressors see); the tracker's state is left as it was."""
+    rgb, thermal = prepare_pair(rgb, thermal, tracker.config.preprocess)
+    around = np.asarray(around, dtype=np.float64)
+    region = tracker._region(np.concatenate([boxes, around[None]]), target_wh=around[2:])
+    feats = tracker._features(*tracker._network_input(*crop_pair(rgb, thermal, region)))
+    return tracker._pool_chunked(feats, region, boxes).float()
 
 
 def box_samples(tracker: M5LTracker, sequences, frames: int, boxes: int, min_iou: float,
@@ -54,7 +67,7 @@ def box_samples(tracker: M5LTracker, sequences, frames: int, boxes: int, min_iou
             drawn = generator.sample(truth, boxes, rng, (min_iou, 1.0))
             if len(drawn):
                 with torch.no_grad():
-                    features.append(tracker.box_features(rgb, thermal, truth, drawn).cpu())
+                    features.append(box_features(tracker, rgb, thermal, truth, drawn).cpu())
                 targets.append(torch.from_numpy(offsets(drawn, truth[None])))
     if not features:
         raise DatasetError(f"no usable frames for the box prior ({desc}): every true box under {MIN_SIDE} px")

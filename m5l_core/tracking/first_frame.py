@@ -23,6 +23,7 @@ import torch
 
 from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.bbreg import BoxRegressor
+from m5l_core.tracking.memory import FrameMemory, random_subset
 from m5l_core.tracking.online import TrainingRun
 from m5l_core.tracking.search import SearchRegion, crop_pair
 
@@ -63,7 +64,7 @@ class FirstFrameFit:
             TrainingRun(t.trainer, optimizer, pos_f, neg_f, init.quick_iterations, t._rng,
                         neg_candidates=min(t.config.optim.neg_candidates, len(neg_f))).run_all()
         t._publish_weights()
-        t._new_memories(pos_f, neg_f)
+        _new_memories(t, pos_f, neg_f)
         t.reference.reset(t.classifier.scores(pos_f).cpu().numpy())
         if quick:
             rest = (np.delete(pos, quick_pos, axis=0), np.delete(neg, quick_neg, axis=0), reg)
@@ -131,3 +132,11 @@ def _fit_regressor(regressor: BoxRegressor, reg_f: torch.Tensor, reg: np.ndarray
     if len(reg_f):
         regressor.fit(reg_f, reg, box)
 
+
+def _new_memories(t, pos: torch.Tensor, neg: torch.Tensor) -> None:
+    """The tracker's sample memories, holding the first frame's samples."""
+    upd = t.config.update
+    t._pos_memory = FrameMemory(upd.long_term_frames)
+    t._neg_memory = FrameMemory(upd.short_term_frames)
+    t._pos_memory.add(random_subset(pos, upd.n_pos, t._rng).to(t._store_dtype))
+    t._neg_memory.add(random_subset(neg, upd.n_neg, t._rng).to(t._store_dtype))

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from m5l_core.config import ConfigError
+from m5l_core.preprocess import padded_to_multiple, to_network_input
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -44,6 +45,22 @@ def resolve_input_multiple(device: torch.device, multiple: int) -> int:
     if multiple:
         return multiple
     return 32 if device.type == "cuda" else 1
+
+
+class NetworkInput:
+    """Crops -> the conv layers' input on ``device``: pixel mean subtracted, padded to the input
+    multiple, in channels-last layout on the CPU (faster there; on CUDA cuDNN plans a new shape
+    in ~30 ms in the default layout against ~1 s channels-last)."""
+
+    def __init__(self, device: torch.device, runtime) -> None:
+        self.device = device
+        self.multiple = resolve_input_multiple(device, runtime.input_multiple)
+        channels_last = runtime.channels_last and device.type == "cpu"
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, *crops) -> tuple[torch.Tensor, ...]:
+        return tuple(padded_to_multiple(to_network_input(crop, self.device), self.multiple)
+                     .contiguous(memory_format=self.memory_format) for crop in crops)
 
 
 @functools.cache

@@ -32,7 +32,7 @@ import weakref
 import numpy as np
 import torch
 
-from m5l_core.preprocess import padded_to_multiple, prepare_pair, to_network_input
+from m5l_core.preprocess import prepare_pair
 from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
 from m5l_core.tracking.bbreg import BoxPrior
@@ -40,7 +40,6 @@ from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
 from m5l_core.tracking.learner import Learner
-from m5l_core.tracking.memory import FrameMemory, random_subset
 from m5l_core.tracking.motion import MotionModel
 from m5l_core.tracking.online import (
     OnlineClassifier,
@@ -51,11 +50,11 @@ from m5l_core.tracking.online import (
 )
 from m5l_core.tracking.redetect import Redetection
 from m5l_core.tracking.runtime import (
+    NetworkInput,
     PrivateTorchRng,
     StageTimer,
     autocast_factory,
     resolve_device,
-    resolve_input_multiple,
     resolve_precision,
 )
 from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners, region_around, region_within
@@ -77,11 +76,9 @@ class M5LTracker:
         if runtime.threads > 0:
             torch.set_num_threads(runtime.threads)
         self.model = model.to(self.device).eval()
-        channels_last = runtime.channels_last and self.device.type == "cpu"
-        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model.to(memory_format=self._memory_format)
+        self._network_input = NetworkInput(self.device, runtime)
+        self.model.to(memory_format=self._network_input.memory_format)
         self.precision = resolve_precision(self.device, runtime.precision)
-        self._input_multiple = resolve_input_multiple(self.device, runtime.input_multiple)
         self._autocast = autocast_factory(self.device, self.precision)
         self.box_prior = None if box_prior is None else box_prior.to(self.device)
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
@@ -244,19 +241,6 @@ class M5LTracker:
         """Stop the learner thread, if one runs (also done when the tracker is garbage-collected)."""
         self.learner.stop()
 
-    def box_features(self, rgb: np.ndarray, thermal: np.ndarray, around: np.ndarray,
-                     boxes: np.ndarray) -> torch.Tensor:
-        """``(N, D)`` fused RoI features of ``boxes``, cropped as a frame tracked at ``around`` is
-        (what the box regressors see); the tracker's state is left as it was."""
-        rgb, thermal = prepare_pair(rgb, thermal, self.config.preprocess)
-        search = self.config.search
-        around = np.asarray(around, dtype=np.float64)
-        region = region_around(np.concatenate([boxes, around[None]]), around[2:], search.padding,
-                               self._target_size, search.max_crop_side, self.model.geometry,
-                               search.crop_stretch)
-        feats = self._features(*self._network_input(*crop_pair(rgb, thermal, region)))
-        return self._pool_chunked(feats, region, boxes).float()
-
     # -- one frame ------------------------------------------------------------------------------
     def _jitter(self) -> tuple[float, float]:
         """This frame's candidate spread and scale jitter: widened after a failure (not while the
@@ -365,10 +349,13 @@ class M5LTracker:
                    clip: bool = False) -> SampleGenerator:
         return SampleGenerator(kind, self._image_size, trans, scale, aspect=aspect, clip_to_image=clip)
 
-    def _region(self, boxes: np.ndarray, target_size: float | None = None) -> SearchRegion:
+    def _region(self, boxes: np.ndarray, target_size: float | None = None,
+                target_wh: np.ndarray | None = None) -> SearchRegion:
+        """The crop of ``boxes``, a ``target_wh`` target (default: the last box's) at ``target_size``."""
         search = self.config.search
-        return region_around(boxes, self._box[2:], search.padding, target_size or self._target_size,
-                             search.max_crop_side, self.model.geometry, search.crop_stretch)
+        return region_around(boxes, self._box[2:] if target_wh is None else target_wh, search.padding,
+                             target_size or self._target_size, search.max_crop_side, self.model.geometry,
+                             search.crop_stretch)
 
     def _capped_region(self, candidates: np.ndarray, spread: float | None = None) -> SearchRegion:
         """The crop of ``candidates``, at a coarser scale when a widened spread (or a re-detection
@@ -385,10 +372,6 @@ class M5LTracker:
         """The crop of an ordinary frame's candidates around ``box``."""
         search = self.config.search
         return self._region(hull_corners(box, search.trans, search.scale))
-
-    def _network_input(self, rgb_crop: np.ndarray, thermal_crop: np.ndarray):
-        return tuple(padded_to_multiple(to_network_input(c, self.device), self._input_multiple)
-                     .contiguous(memory_format=self._memory_format) for c in (rgb_crop, thermal_crop))
 
     def _features(self, rgb: torch.Tensor, thermal: torch.Tensor,
                   model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -408,11 +391,3 @@ class M5LTracker:
         starts = range(0, len(boxes), POOL_CHUNK)
         parts = [self._pool(feats, region, boxes[i:i + POOL_CHUNK])[0] for i in starts]
         return torch.cat(parts) if parts else torch.zeros((0, 0), device=self.device)
-
-    def _new_memories(self, pos: torch.Tensor, neg: torch.Tensor) -> None:
-        """Sample memories holding the first frame's samples."""
-        upd = self.config.update
-        self._pos_memory = FrameMemory(upd.long_term_frames)
-        self._neg_memory = FrameMemory(upd.short_term_frames)
-        self._pos_memory.add(random_subset(pos, upd.n_pos, self._rng).to(self._store_dtype))
-        self._neg_memory.add(random_subset(neg, upd.n_neg, self._rng).to(self._store_dtype))
