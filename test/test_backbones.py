@@ -5,9 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from m5l_core.models import M5LNet, ModelConfig, apply_ablation
+from m5l_core.models import M5LNet, ModelConfig, apply_ablation, effnet
 from m5l_core.models.backbones import BACKBONES, backbone_geometry, make_stream
-from m5l_core.models.effnet import BackboneWeightsError, EfficientNetLite0Trunk, load_imagenet_weights
+from m5l_core.models.effnet import (
+    BackboneWeightsError,
+    EfficientNetLite0Trunk,
+    MBConv,
+    load_imagenet_weights,
+    set_fused_convs,
+)
 from m5l_core.tracking.search import region_around
 
 
@@ -206,3 +212,55 @@ def test_imagenet_init_is_refused_for_vggm():
         load_train_config(None, ["init=imagenet"])
     config = load_train_config(None, ["init=imagenet", "model.backbone=effnet_lite0"])
     assert config.init == "imagenet"
+
+
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_fused_relu6_convs_compute_what_separate_ops_do(precision, output_stride):
+    """The CPU's one-call conv + ReLU6 (oneDNN) gives the trunk's output of separate ops, in float32
+    and under bfloat16 autocast, on every kind of conv the trunk has (stem, 1x1, depthwise, strided,
+    dilated); the switch reaches every block."""
+    if not effnet.FUSED_OP:
+        pytest.skip("this torch build has no oneDNN fused convolution")
+    trunk = EfficientNetLite0Trunk(output_stride=output_stride).eval()
+    x = (torch.randn(2, 3, 83, 117, generator=torch.Generator().manual_seed(1)) * 60).contiguous(
+        memory_format=torch.channels_last)
+    trunk.to(memory_format=torch.channels_last)
+    outputs = {}
+    for fused in (False, True):
+        set_fused_convs(trunk, fused)
+        parts = [m for m in trunk.modules() if isinstance(m, (MBConv, EfficientNetLite0Trunk))]
+        assert all(part.fused is fused for part in parts)
+        bf16 = precision == torch.bfloat16
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            outputs[fused] = trunk(x).float()
+    scale = outputs[False].abs().max()
+    assert scale > 0
+    tolerance = 1e-5 if precision == torch.float32 else 2e-2
+    assert (outputs[True] - outputs[False]).abs().max() <= tolerance * scale
+
+
+def test_fused_relu6_conv_keeps_gradients_where_they_are_needed():
+    """Where a gradient is needed (a trainable trunk, or an input that wants one) the separate ops
+    run, so training through the trunk still gets gradients; the frozen trunk's output is the same."""
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1)
+    x = torch.randn(1, 4, 9, 9) * 5
+    effnet.conv_relu6(conv, x).sum().backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    conv.weight.grad = None
+    x_grad = x.clone().requires_grad_(True)
+    effnet.conv_relu6(conv, x_grad).sum().backward()
+    assert x_grad.grad is not None and x_grad.grad.abs().sum() > 0
+    conv.requires_grad_(False)
+    torch.testing.assert_close(effnet.conv_relu6(conv, x), torch.nn.functional.relu6(conv(x)))
+
+
+def test_conv_flop_count_sees_fused_convs_and_leaves_the_switch_as_it_was():
+    from m5l_core.tracking.bench_report import conv_gflop
+
+    trunk = EfficientNetLite0Trunk(output_stride=8)
+    set_fused_convs(trunk, False)
+    separate = conv_gflop(trunk, 160, 128)
+    set_fused_convs(trunk, True)
+    assert conv_gflop(trunk, 160, 128) == separate > 0
+    assert all(part.fused for part in trunk.modules() if isinstance(part, (MBConv, EfficientNetLite0Trunk)))

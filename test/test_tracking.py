@@ -146,6 +146,19 @@ def test_inputs_padded_for_cuda_keep_every_box_where_it_was(checkpoint, sequence
     assert overlap_ratio(np.stack([r.box for r in results]), sequence.gt_rgb[1:]).mean() > 0.5
 
 
+def test_fused_convs_switch_reaches_the_trunk_and_changes_no_box(sequence):
+    """``runtime.fused_convs`` (one oneDNN call per conv + ReLU6 on the CPU) is a speed switch only:
+    a Lite0 tracker places the same boxes with it on and off."""
+    config = ModelConfig(backbone="effnet_lite0", fc_dim=64, use_embedding=False)
+    boxes = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        tracker = M5LTracker(M5LNet(config, 1), config, fast_config(runtime={"fused_convs": fused}), seed=0)
+        assert tracker.model.rgb_stream.fused is fused and tracker.model.rgb_stream.blocks[-1].fused is fused
+        boxes[fused] = np.stack([r.box for r in run(tracker, sequence, frames=4)])
+    np.testing.assert_allclose(boxes[True], boxes[False], atol=1e-3)
+
+
 def test_mono16_thermal_of_another_size_is_registered(checkpoint):
     sequence = synthetic(n_frames=8, seed=5, thermal_bits=16)
     assert sequence.thermal[0].dtype == np.uint16

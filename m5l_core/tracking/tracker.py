@@ -32,6 +32,7 @@ import weakref
 import numpy as np
 import torch
 
+from m5l_core.models.effnet import set_fused_convs
 from m5l_core.preprocess import prepare_pair
 from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
@@ -78,6 +79,7 @@ class M5LTracker:
         self.model = model.to(self.device).eval()
         self._network_input = NetworkInput(self.device, runtime)
         self.model.to(memory_format=self._network_input.memory_format)
+        set_fused_convs(self.model, runtime.fused_convs)
         self.precision = resolve_precision(self.device, runtime.precision)
         self._autocast = autocast_factory(self.device, self.precision)
         self.box_prior = None if box_prior is None else box_prior.to(self.device)
