@@ -61,14 +61,36 @@ def setup(tmp_path_factory):
         yield tmp, bag, checkpoint
 
 
+def thread_params_file(path):
+    """A node params file that, like config/track.yaml, runs learning on a learner thread."""
+    path.write_text("/**:\n  ros__parameters:\n    tracker:\n      budget:\n        mode: thread\n")
+    return path
+
+
+def test_lockstep_learns_on_the_deterministic_budget_whatever_the_params_file_says(tmp_path):
+    params_file = thread_params_file(tmp_path / "node.yaml")
+
+    def node_params(*extra):
+        argv = ["--bag", "b", "--params-file", str(params_file), *extra]
+        args = replay_eval.build_parser().parse_args(argv)
+        return replay_eval._node(args, tmp_path).parameters
+
+    assert node_params("--mode", "lockstep")["tracker.budget.mode"] == "steps"
+    assert node_params("--mode", "lockstep", "--set", "budget.mode=time")["tracker.budget.mode"] == "time"
+    assert "tracker.budget.mode" not in node_params("--mode", "realtime")   # the file's thread stands
+
+
 def test_lockstep_replay_equals_the_offline_runner(setup, capsys):
+    """Also with a params file that asks for a learner thread (config/track.yaml does)."""
     tmp, bag, checkpoint = setup
     assert runner_cli.main(["--dataset", "gtot", "--dataset-root", str(tmp / "data"), "--sequences", "seq",
                             "--checkpoint", str(checkpoint), "--out", str(tmp / "offline"), "--device", "cpu",
                             "--quiet", *_sets()]) == 0
     out = tmp / "lockstep"
+    params_file = thread_params_file(tmp / "thread.yaml")
     assert replay_eval.main(["--bag", str(bag), "--mode", "lockstep", "--out", str(out), "--checkpoint",
-                             str(checkpoint), "--device", "cpu", "--quiet", *_sets()]) == 0, (
+                             str(checkpoint), "--device", "cpu", "--quiet", "--params-file", str(params_file),
+                             *_sets()]) == 0, (
         (out / "node.log").read_text())
     offline = read_result_file(tmp / "offline" / "seq.txt")
     replayed = read_result_file(out / "seq.txt")

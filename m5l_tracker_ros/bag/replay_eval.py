@@ -32,7 +32,7 @@ from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagread import BagReader
 from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, publish_run, run_main
 from m5l_tracker_ros.bag.errors import BagError
-from m5l_tracker_ros.bag.node_settings import load_tracker_config, node_parameters
+from m5l_tracker_ros.bag.node_settings import TRACKER_PREFIX, load_tracker_config, node_parameters
 from m5l_tracker_ros.bag.nodeproc import NodeProcess, with_large_image_profile
 from m5l_tracker_ros.bag.outputs import STATE_NOT_INITIALISED, Output, frame_boxes, write_outputs_bag
 from m5l_tracker_ros.bag.replay import ReplayRun, run_lockstep, run_realtime
@@ -53,6 +53,8 @@ from m5l_tracker_ros.params import NodeConfig
 from m5l_tracker_ros.workspace import WorkspaceError, load_built_messages
 
 MODES = ("lockstep", "realtime")
+LEARNING_KEY = "budget.mode"
+LOCKSTEP_LEARNING = "steps"   # the deterministic learning budget
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ def _node(args, out: Path):
     tracker_config = load_tracker_config(args.config, args.set)
     params = node_parameters(tracker_config, args.checkpoint, args.seed, args.device, args.slop,
                              args.queue_size, args.timeout if args.mode == "lockstep" else None)
+    if args.mode == "lockstep" and not any(s.split("=", 1)[0].strip() == LEARNING_KEY for s in args.set):
+        # Lockstep is the deterministic replay (m5l-track box by box): a params file's learner thread
+        # (config/track.yaml has one) would make it depend on timing. Passed explicitly, because
+        # node_parameters leaves out defaults and the file's value would then stand.
+        params[TRACKER_PREFIX + LEARNING_KEY] = LOCKSTEP_LEARNING
     return NodeProcess(out / "node.log", args.params_file, params)
 
 
@@ -168,7 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 2)[2])
     add_input_args(parser)
-    parser.add_argument("--mode", choices=MODES, default="lockstep")
+    parser.add_argument("--mode", choices=MODES, default="lockstep",
+                        help="lockstep: each pair waits for the node's output, learning on the "
+                             "deterministic budget (budget.mode steps, whatever a params file says, "
+                             "unless --set budget.mode=...), so it equals m5l-track box by box; "
+                             "realtime: the bag's own timing")
     parser.add_argument("--rate", type=float, default=1.0, help="realtime playback speed factor")
     add_output_args(parser, default="<bag>.replay-<mode>")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="outputs bag storage")
