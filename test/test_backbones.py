@@ -220,8 +220,8 @@ def test_fused_relu6_convs_compute_what_separate_ops_do(precision, output_stride
     """The CPU's one-call conv + ReLU6 (oneDNN) gives the trunk's output of separate ops, in float32
     and under bfloat16 autocast, on every kind of conv the trunk has (stem, 1x1, depthwise, strided,
     dilated); the switch reaches every block."""
-    if not effnet.FUSED_OP:
-        pytest.skip("this torch build has no oneDNN fused convolution")
+    if not effnet.fused_op_works(precision):
+        pytest.skip("this torch build or CPU has no oneDNN fused convolution in this precision")
     trunk = EfficientNetLite0Trunk(output_stride=output_stride).eval()
     x = (torch.randn(2, 3, 83, 117, generator=torch.Generator().manual_seed(1)) * 60).contiguous(
         memory_format=torch.channels_last)
@@ -264,3 +264,16 @@ def test_conv_flop_count_sees_fused_convs_and_leaves_the_switch_as_it_was():
     set_fused_convs(trunk, True)
     assert conv_gflop(trunk, 160, 128) == separate > 0
     assert all(part.fused for part in trunk.modules() if isinstance(part, (MBConv, EfficientNetLite0Trunk)))
+
+
+def test_separate_ops_run_where_the_probe_finds_no_working_fused_op(monkeypatch):
+    """A torch build or CPU whose fused call is missing or wrong (probed once per precision) keeps
+    the separate ops; float16 is never fused."""
+    assert not effnet.fused_op_works(torch.float16)
+    probed = []
+    monkeypatch.setattr(effnet, "fused_op_works", lambda dtype: probed.append(dtype) or False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", None, raising=False)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1).requires_grad_(False)
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(effnet.conv_relu6(conv, x), torch.nn.functional.relu6(conv(x)))
+    assert probed == [torch.float32]

@@ -23,6 +23,7 @@ by 128 itself (Lite0 was trained on ``(x - 127.5) / 128``-style inputs).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -49,11 +50,30 @@ class BackboneWeightsError(ValueError):
     """An ImageNet weights file is missing, unreadable or not of the expected network."""
 
 
-def _fused_op_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+FUSED_DTYPES = (torch.float32, torch.bfloat16)
 
 
-FUSED_OP = _fused_op_available()
+@functools.cache
+def fused_op_works(dtype: torch.dtype) -> bool:
+    """Whether this torch build's oneDNN fused conv + clamp runs in ``dtype`` on this CPU and gives
+    what the separate ops give (probed once on a tiny strided, dilated, grouped convolution): a
+    build or CPU without it (no oneDNN, an ARM core without bfloat16) keeps the separate ops."""
+    if dtype not in FUSED_DTYPES or not torch.backends.mkldnn.is_available():
+        return False
+    op = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+    if op is None:
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(1, 4, 9, 11, generator=generator) * 4).to(dtype)
+    weight = torch.randn(4, 2, 3, 3, generator=generator).to(dtype)
+    bias = torch.randn(4, generator=generator).to(dtype)
+    try:
+        with torch.inference_mode():
+            fused = op(x, weight, bias, [2, 2], [2, 1], [2, 2], 2, "hardtanh", [0.0, 6.0], "")
+            separate = F.relu6(F.conv2d(x, weight, bias, (2, 1), (2, 2), (2, 2), 2))
+    except (RuntimeError, NotImplementedError):
+        return False
+    return fused.shape == separate.shape and bool(torch.allclose(fused.float(), separate.float(), atol=0.1))
 
 
 def conv_relu6(conv: nn.Conv2d, x: Tensor, fused: bool = True) -> Tensor:
@@ -61,8 +81,9 @@ def conv_relu6(conv: nn.Conv2d, x: Tensor, fused: bool = True) -> Tensor:
     with the clamp fused into the convolution. Same numbers; in bfloat16 the separate ReLU6 pass
     (every element widened to float and back) costs about as much as the convolution before it."""
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    if not (fused and FUSED_OP and x.device.type == "cpu" and dtype in (torch.float32, torch.bfloat16)
-            and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))):
+    if not (fused and x.device.type == "cpu"
+            and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
+            and fused_op_works(dtype)):
         return F.relu6(conv(x))
     bias = None if conv.bias is None else conv.bias.to(dtype)
     return torch.ops.mkldnn._convolution_pointwise(
