@@ -23,9 +23,11 @@ by 128 itself (Lite0 was trained on ``(x - 127.5) / 128``-style inputs).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -91,10 +93,26 @@ def conv_relu6(conv: nn.Conv2d, x: Tensor, fused: bool = True) -> Tensor:
         conv.groups, "hardtanh", [0.0, 6.0], "")
 
 
+def _fusing_parts(module: nn.Module) -> list[nn.Module]:
+    return [part for part in module.modules() if isinstance(part, (MBConv, EfficientNetLite0Trunk))]
+
+
 def set_fused_convs(module: nn.Module, fused: bool) -> None:
     """Whether every Lite0 trunk inside ``module`` fuses its ReLU6 into the convolutions (CPU)."""
-    for part in module.modules():
-        if isinstance(part, (MBConv, EfficientNetLite0Trunk)):
+    for part in _fusing_parts(module):
+        part.fused = fused
+
+
+@contextlib.contextmanager
+def separate_convs(module: nn.Module) -> Iterator[None]:
+    """Every Lite0 trunk inside ``module`` runs each Conv2d module on its own within the block (what
+    forward hooks on the convolutions need); the switch is restored after."""
+    saved = [(part, part.fused) for part in _fusing_parts(module)]
+    set_fused_convs(module, False)
+    try:
+        yield
+    finally:
+        for part, fused in saved:
             part.fused = fused
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from m5l_core.models.effnet import set_fused_convs
+from m5l_core.models.effnet import separate_convs
 
 TARGET_FPS = 10.0          # M5L on the project's 2-core CPU, updates included
 TARGET_RATIO = 1.05        # M5L at most 5 % slower than RT-MDNet+RGBT
@@ -23,18 +23,14 @@ def conv_gflop(stream: torch.nn.Module, width: float, height: float) -> float:
 
     hooks = [m.register_forward_hook(count) for m in stream.modules() if isinstance(m, torch.nn.Conv2d)]
     parameter = next(stream.parameters())
-    # the hooks see each Conv2d's forward, which a fused conv + ReLU6 call does not run
-    fused = [(part, part.fused) for part in stream.modules() if hasattr(part, "fused")]
-    set_fused_convs(stream, False)
     try:
-        with torch.no_grad():
+        # the hooks see each Conv2d's forward, which a fused conv + ReLU6 call does not run
+        with torch.no_grad(), separate_convs(stream):
             stream(torch.zeros(1, 3, max(int(height), 1), max(int(width), 1), device=parameter.device,
                                dtype=parameter.dtype))
     finally:
         for hook in hooks:
             hook.remove()
-        for part, flag in fused:
-            part.fused = flag
     return 2 * 2 * macs[0] / 1e9
 
 

@@ -271,8 +271,8 @@ class RuntimeConfig:
                                       "shape in ~30 ms against ~1 s for channels-last float32")
     fused_convs: bool = param(True, "on the CPU, run each EfficientNet-Lite0 convolution and its ReLU6 "
                                     "as one oneDNN call (same numbers; the trunk ~30 % faster in "
-                                    "bfloat16). Off: separate PyTorch ops, for a platform whose oneDNN "
-                                    "lacks the fused call")
+                                    "bfloat16), where a one-time probe finds that call working; off: "
+                                    "separate PyTorch ops")
     batch_twin_streams: bool = param(True, "when both streams hold the same weights (the bundled model: one "
                                            "frozen ImageNet trunk), run the two crops as one batch")
     input_multiple: int = param(0, "pad each crop at its bottom and right edges (with the pixel mean, "
