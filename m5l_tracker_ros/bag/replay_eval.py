@@ -53,8 +53,6 @@ from m5l_tracker_ros.params import NodeConfig
 from m5l_tracker_ros.workspace import WorkspaceError, load_built_messages
 
 MODES = ("lockstep", "realtime")
-LEARNING_KEY = "budget.mode"
-LOCKSTEP_LEARNING = "steps"   # the deterministic learning budget
 
 
 @dataclass(frozen=True)
@@ -98,11 +96,12 @@ def _node(args, out: Path):
     tracker_config = load_tracker_config(args.config, args.set)
     params = node_parameters(tracker_config, args.checkpoint, args.seed, args.device, args.slop,
                              args.queue_size, args.timeout if args.mode == "lockstep" else None)
-    if args.mode == "lockstep" and not any(s.split("=", 1)[0].strip() == LEARNING_KEY for s in args.set):
+    if args.mode == "lockstep":
         # Lockstep is the deterministic replay (m5l-track box by box): a params file's learner thread
-        # (config/track.yaml has one) would make it depend on timing. Passed explicitly, because
-        # node_parameters leaves out defaults and the file's value would then stand.
-        params[TRACKER_PREFIX + LEARNING_KEY] = LOCKSTEP_LEARNING
+        # (config/track.yaml has one) would make it depend on timing, so the schedule is --set's
+        # (steps by default). Passed explicitly: node_parameters leaves out defaults, and the file's
+        # value would then stand.
+        params[TRACKER_PREFIX + "budget.mode"] = load_tracker_config(None, args.set).budget.mode
     return NodeProcess(out / "node.log", args.params_file, params)
 
 
