@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,25 @@ def test_lockstep_learns_on_the_deterministic_budget_whatever_the_params_file_sa
     assert node_params("--mode", "lockstep")["tracker.budget.mode"] == "steps"
     assert node_params("--mode", "lockstep", "--set", "budget.mode=time")["tracker.budget.mode"] == "time"
     assert "tracker.budget.mode" not in node_params("--mode", "realtime")   # the file's thread stands
+
+
+def test_a_setting_named_at_its_default_value_overrides_the_params_file(tmp_path):
+    """``--set search.size_reuse=1.0`` (the default) beside config/track.yaml's 1.25 must reach the
+    node: only settings that differ from the defaults used to be passed, so the file's stood."""
+    config = tmp_path / "tracker.yaml"
+    config.write_text("tracker:\n  search:\n    trans: 0.6\n  update:\n    n_pos: 50\n")
+
+    def node_params(*extra):
+        shipped = Path(__file__).resolve().parents[1] / "config" / "track.yaml"
+        argv = ["--bag", "b", "--params-file", str(shipped), "--mode", "realtime", *extra]
+        return replay_eval._node(replay_eval.build_parser().parse_args(argv), tmp_path).parameters
+
+    assert node_params("--set", "search.size_reuse=1.0")["tracker.search.size_reuse"] == 1.0
+    assert "tracker.search.size_reuse" not in node_params()
+    named = node_params("--config", str(config), "--set", "budget=" + "{mode: steps}")
+    assert named["tracker.search.trans"] == 0.6 and named["tracker.update.n_pos"] == 50   # defaults both
+    assert named["tracker.budget.mode"] == "steps" and named["tracker.budget.steps_per_frame"] == 10.0
+    assert "tracker.search.n_candidates" not in named
 
 
 def test_lockstep_replay_equals_the_offline_runner(setup, capsys):

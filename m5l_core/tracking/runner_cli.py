@@ -77,16 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def tracker_config(path: Path | None, overrides: list[str]) -> TrackerConfig:
     """Tracker settings from the ``tracker`` section of ``path`` (or the whole file) and overrides."""
-    config = TrackerConfig()
-    if path is not None:
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: cannot read tracker config: {err}") from None
-        if isinstance(data, dict) and "tracker" in data:
-            data = data["tracker"]
-        config = from_dict(TrackerConfig, data, str(path))
+    config = TrackerConfig() if path is None else from_dict(TrackerConfig, tracker_file(path), str(path))
     return apply_overrides(config, overrides)
+
+
+def tracker_file(path: Path) -> dict:
+    """The tracker settings a YAML file gives: its ``tracker`` section, or the whole file."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read tracker config: {err}") from None
+    return data["tracker"] if isinstance(data, dict) and "tracker" in data else data
 
 
 def file_digest(path: Path) -> str:

@@ -32,7 +32,7 @@ from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagread import BagReader
 from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, publish_run, run_main
 from m5l_tracker_ros.bag.errors import BagError
-from m5l_tracker_ros.bag.node_settings import TRACKER_PREFIX, load_tracker_config, node_parameters
+from m5l_tracker_ros.bag.node_settings import load_tracker_config, named_settings, node_parameters
 from m5l_tracker_ros.bag.nodeproc import NodeProcess, with_large_image_profile
 from m5l_tracker_ros.bag.outputs import STATE_NOT_INITIALISED, Output, frame_boxes, write_outputs_bag
 from m5l_tracker_ros.bag.replay import ReplayRun, run_lockstep, run_realtime
@@ -94,14 +94,13 @@ def _node(args, out: Path):
     if args.connect:
         return nullcontext(None)
     tracker_config = load_tracker_config(args.config, args.set)
+    # Settings named by --config and --set go to the node even at their default values, over a
+    # params file's. Lockstep is the deterministic replay (m5l-track box by box): a params file's
+    # learner thread (config/track.yaml has one) would make it depend on timing, so its schedule is
+    # always the tracker config's (steps unless --set or --config says otherwise).
+    named = named_settings(args.config, args.set) | ({"budget.mode"} if args.mode == "lockstep" else set())
     params = node_parameters(tracker_config, args.checkpoint, args.seed, args.device, args.slop,
-                             args.queue_size, args.timeout if args.mode == "lockstep" else None)
-    if args.mode == "lockstep":
-        # Lockstep is the deterministic replay (m5l-track box by box): a params file's learner thread
-        # (config/track.yaml has one) would make it depend on timing, so the schedule is --set's
-        # (steps by default). Passed explicitly: node_parameters leaves out defaults, and the file's
-        # value would then stand.
-        params[TRACKER_PREFIX + "budget.mode"] = load_tracker_config(None, args.set).budget.mode
+                             args.queue_size, args.timeout if args.mode == "lockstep" else None, named)
     return NodeProcess(out / "node.log", args.params_file, params)
 
 
@@ -195,9 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--checkpoint", type=Path, help="tracker checkpoint (default: the bundled model)")
     group.add_argument("--seed", type=int, default=node.seed, help="tracker seed (as m5l-track --seed)")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the node's (auto)")
-    group.add_argument("--config", type=Path, help="TrackerConfig YAML, as given to m5l-track")
+    group.add_argument("--config", type=Path, help="TrackerConfig YAML, as given to m5l-track; the "
+                                                   "settings it names override --params-file's")
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="TrackerConfig override, as given to m5l-track (repeatable)")
+                       help="TrackerConfig override, as given to m5l-track (repeatable); overrides "
+                            "--params-file, also at the default value")
     group.add_argument("--slop", type=float, default=node.sync_slop, help="pairing slop in seconds")
     group.add_argument("--queue-size", type=int, default=node.sync_queue_size, help="pairing queue size")
     return parser
