@@ -80,7 +80,7 @@ class FirstFrameFit:
         layers on all of them) and the first samples inside it, where it holds any negative."""
         t, init = self.tracker, self.tracker.config.init
         if init.quick_crop:
-            near = t._ordinary_region(box)
+            near = t.crop_sizes.fit(t._ordinary_region(box))
             quick_pos = np.flatnonzero(near.contains(pos, tolerance=0.05))[:init.quick_pos]
             quick_neg = np.flatnonzero(near.contains(neg))[:init.quick_neg]
             if len(quick_pos) and len(quick_neg):

@@ -17,7 +17,8 @@ fine-tuning is the first job of that budget. After a failure the next frame's ca
 wider (``search.trans_expanded``), and with image stamps they also spread with the time since
 the last tracked frame (motion.py), and part of them are drawn around where the optical flow
 says the target went (flow.py); a widened crop never exceeds ``search.max_area_ratio`` times
-an ordinary one. After ``redetect.after_lost`` failures, one tile of a whole-image grid is
+an ordinary one, and with ``search.size_reuse`` a crop takes a size the conv layers met before
+(crop_sizes.py). After ``redetect.after_lost`` failures, one tile of a whole-image grid is
 scored per frame as well (redetect.py; on the learner thread when there is one).
 The tracker is deterministic for its seed: numpy draws come from its own Generator, torch
 draws (fc6 init, dropout) from a private stream, both reset by ``initialize``.
@@ -38,6 +39,7 @@ from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
 from m5l_core.tracking.bbreg import BoxPrior
 from m5l_core.tracking.config import TrackerConfig
+from m5l_core.tracking.crop_sizes import CropSizes
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
 from m5l_core.tracking.learner import Learner
@@ -96,6 +98,7 @@ class M5LTracker:
         self.motion = MotionModel(self.config.search)
         self.reference = ScoreReference(self.config.failure, self.config.search.success_threshold)
         self.last_region: SearchRegion | None = None   # the crop of the last frame (for reports)
+        self.crop_sizes = CropSizes(self.config.search.size_reuse)
         self.counters: dict[str, int] = {}
 
     # -- public API -----------------------------------------------------------------------------
@@ -135,6 +138,7 @@ class M5LTracker:
                          "updates_skipped": 0, "redetections": 0, "learning_steps": 0}
         self._last_update: tuple[int, int] | None = None   # memory sizes when the last update was queued
         self.motion.reset(box, stamp, rgb)
+        self.crop_sizes.reset()
         self.redetection = Redetection(self)
         try:
             with self._torch_rng.active():
@@ -368,7 +372,8 @@ class M5LTracker:
         limit = float(search.max_crop_pixels or np.inf)
         if spread is None or spread > search.trans:
             limit = min(limit, search.max_area_ratio * self._ordinary_region(self._box).area)
-        return region_within(lambda size: self._region(candidates, size), self._target_size, limit)
+        region = region_within(lambda size: self._region(candidates, size), self._target_size, limit)
+        return self.crop_sizes.fit(region, float(search.max_crop_pixels or np.inf))
 
     def _ordinary_region(self, box: np.ndarray) -> SearchRegion:
         """The crop of an ordinary frame's candidates around ``box``."""
