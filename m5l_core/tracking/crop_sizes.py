@@ -1,7 +1,8 @@
 """Crop sizes the conv layers have met before, reused for later frames.
 
 The CPU's oneDNN (and a GPU's cuDNN) prepares its convolution kernels per input size, and keeps
-only the last few hundred: on this project's CPU the node's trunk takes ~18 ms on a crop size it
+a bounded cache of them (oneDNN's default: 1024 primitives, a few dozen sizes of the node's
+33-convolution trunk): on this project's CPU the node's trunk takes ~18 ms on a crop size it
 has met and ~50 ms on a new one. Every frame's crop has its own size (the candidates' hull at the
 target's scale, see search.py), and on a live camera the gaps between tracked frames, the
 target's changing shape and the widened searches make nearly every size new: 20-35 sizes in 25-40
