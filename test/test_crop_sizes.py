@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
+import torch
 from test_realtime_tracking import tracker
 from test_tracking import synthetic
 
-from m5l_core.crops import boxes_to_rois
 from m5l_core.geometry import overlap_ratio
+from m5l_core.tracking.config import RuntimeConfig
 from m5l_core.tracking.crop_sizes import CropSizes
+from m5l_core.tracking.runtime import NetworkInput
 from m5l_core.tracking.search import SearchRegion
 
 
@@ -21,42 +21,44 @@ def region(width: int, height: int, scale: float = 2.0, x: float = 50.0, y: floa
                         context=1.2, feature_offset=0.0)
 
 
-def test_a_new_size_is_rounded_up_and_grown_about_the_centre_at_the_same_scale():
+def test_a_new_size_is_rounded_up_and_the_crop_padded_to_it_with_the_pixel_mean():
     before = region(300, 250)
     after = CropSizes(1.25).fit(before)
-    assert after.out_size == (320, 256)
-    assert np.allclose(np.array(after.out_size) / after.box[2:], 2.0), "the scale stays"
-    assert np.allclose(after.box[:2] + after.box[2:] / 2, before.box[:2] + before.box[2:] / 2)
-    # a candidate lands on the same image content: its RoI moves by the added margin only
-    box = np.array([[90.0, 70.0, 30.0, 20.0]])
-    shift = (np.array(after.out_size) - np.array(before.out_size)) / 2
-    old = boxes_to_rois(box, before.box, before.out_size, 0, context=1.2)[0, 1:]
-    new = boxes_to_rois(box, after.box, after.out_size, 0, context=1.2)[0, 1:]
-    assert np.allclose(new - old, np.tile(shift, 2))
-    # online learning keeps the samples of the crop before it grew
-    boxes = np.random.default_rng(0).uniform([0, 0, 5, 5], [300, 250, 60, 60], (400, 4))
-    assert np.array_equal(after.contains(boxes), before.contains(boxes))
-    whole_crop = dataclasses.replace(after, sample_box=None)
-    assert whole_crop.contains(boxes).sum() > before.contains(boxes).sum() > 0, "a test that can fail"
+    assert after.input_size == (320, 256)
+    # the crop itself, and so every RoI and which samples it holds, stays as it was
+    assert after.out_size == before.out_size and np.array_equal(after.box, before.box)
+    crop = np.full((250, 300, 3), 200, np.uint8)
+    rgb, thermal = NetworkInput(torch.device("cpu"), RuntimeConfig())(crop, crop,
+                                                                      size=after.input_size)
+    assert rgb.shape == (1, 3, 256, 320) and thermal.shape == (1, 3, 256, 320)
+    assert torch.all(rgb[..., 250:, :] == 0) and torch.all(rgb[..., :, 300:] == 0), "the mean: zero"
+    assert torch.all(rgb[..., :250, :300] != 0)
+    with pytest.raises(ValueError, match="cannot be padded"):
+        NetworkInput(torch.device("cpu"), RuntimeConfig())(crop, size=(288, 256))
 
 
 def test_a_size_met_before_is_reused_while_it_costs_at_most_the_slack():
     sizes = CropSizes(1.25)
-    assert sizes.fit(region(300, 250)).out_size == (320, 256)
-    assert sizes.fit(region(290, 240, x=80.0)).out_size == (320, 256), "smaller: reused"
-    assert sizes.fit(region(330, 250)).out_size == (352, 256), "wider than any: a new size"
-    assert sizes.fit(region(310, 256)).out_size == (320, 256), "the smallest that holds it"
-    assert sizes.fit(region(210, 200)).out_size == (224, 224), "reuse would cost > 1.25x: new"
+    assert sizes.fit(region(300, 250)).input_size == (320, 256)
+    assert sizes.fit(region(290, 240, x=80.0)).input_size == (320, 256), "smaller: reused"
+    assert sizes.fit(region(330, 250)).input_size == (352, 256), "wider than any: a new size"
+    assert sizes.fit(region(310, 256)).input_size == (320, 256), "the smallest that holds it"
+    assert sizes.fit(region(210, 200)).input_size == (224, 224), "reuse would cost > 1.25x: new"
 
 
 def test_small_crops_stay_exact_where_rounding_would_exceed_the_slack_and_a_pixel_bound_holds():
-    assert CropSizes(1.25).fit(region(40, 36)).out_size == (40, 36)
-    assert CropSizes(1.25).fit(region(300, 250), max_pixels=300 * 250).out_size == (300, 250)
+    assert CropSizes(1.25).fit(region(40, 36)).input_size is None
+    assert CropSizes(1.25).fit(region(300, 250), max_pixels=300 * 250).input_size is None
+    assert CropSizes(1.25).fit(region(320, 256)).input_size is None, "already a rounded size"
 
 
 def test_a_slack_of_one_crops_every_frame_at_its_own_size():
     before = region(301, 251)
     assert CropSizes(1.0).fit(before) is before
+
+
+def input_size(region: SearchRegion) -> tuple[int, int]:
+    return region.input_size or tuple(region.out_size)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def track_with_gaps(t, seq) -> tuple[list, set]:
     results, sizes = [], set()
     for i in range(2, len(seq.rgb), 2):
         results.append(t.track(seq.rgb[i], seq.thermal[i], stamp=i / 30))
-        sizes.add(t.last_region.out_size)
+        sizes.add(input_size(t.last_region))
     return results, sizes
 
 
@@ -88,4 +90,4 @@ def test_the_first_frame_after_the_quick_crop_reuses_its_size(clean):
     t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
     quick = t.crop_sizes._sizes[0]
     t.track(clean.rgb[1], clean.thermal[1])
-    assert t.last_region.out_size == quick
+    assert input_size(t.last_region) == quick

@@ -33,7 +33,6 @@ from m5l_core.sampling import SampleGenerator
 from m5l_core.tracking.bbreg import BoxPrior, offsets
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT
 from m5l_core.tracking.loading import checkpoint_path, load_tracker
-from m5l_core.tracking.search import crop_pair
 from m5l_core.tracking.tracker import M5LTracker
 
 MIN_SIDE = 8.0      # true boxes smaller than this (pixels) teach nothing about extents
@@ -46,7 +45,7 @@ def box_features(tracker: M5LTracker, rgb: np.ndarray, thermal: np.ndarray, arou
     rgb, thermal = prepare_pair(rgb, thermal, tracker.config.preprocess)
     around = np.asarray(around, dtype=np.float64)
     region = tracker._region(np.concatenate([boxes, around[None]]), target_wh=around[2:])
-    feats = tracker._features(*tracker._network_input(*crop_pair(rgb, thermal, region)))
+    feats = tracker._features(*tracker._inputs(rgb, thermal, region))
     return tracker._pool_chunked(feats, region, boxes).float()
 
 

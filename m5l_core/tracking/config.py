@@ -97,10 +97,10 @@ class SearchConfig:
                                     "coarser scale: bounds the conv layers' time per frame whatever the "
                                     "target's shape or the search's width; 0 = no bound beyond "
                                     "max_area_ratio", low=0, high=16777216)
-    size_reuse: float = param(1.0, "crop a frame at a size the conv layers met before when that size holds "
-                                   "the frame's crop with at most this factor of its pixels (the same "
-                                   "scale, more of the scene around): oneDNN and cuDNN prepare kernels "
-                                   "per input size, ~3x a frame's conv time on a size not met lately "
+    size_reuse: float = param(1.0, "pad a frame's crop (with the pixel mean, at its bottom and right) to a "
+                                   "size the conv layers met before when that size holds it with at most "
+                                   "this factor of its pixels: oneDNN and cuDNN prepare kernels per input "
+                                   "size, ~3x a frame's conv time on a size not met lately "
                                    "(crop_sizes.py); 1 = every crop at its own size", low=1.0, high=4.0)
 
 

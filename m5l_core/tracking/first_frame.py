@@ -25,7 +25,7 @@ from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.bbreg import BoxRegressor
 from m5l_core.tracking.memory import FrameMemory, random_subset
 from m5l_core.tracking.online import TrainingRun
-from m5l_core.tracking.search import SearchRegion, crop_pair
+from m5l_core.tracking.search import SearchRegion
 
 if TYPE_CHECKING:
     from m5l_core.tracking.tracker import M5LTracker
@@ -48,7 +48,7 @@ class FirstFrameFit:
             near, quick_pos, quick_neg = self._quick_samples(box, pos, neg, region)
         else:
             near, quick_pos, quick_neg = region, np.arange(len(pos)), np.arange(len(neg))
-        feats = t._features(*t._network_input(*crop_pair(rgb, thermal, near)))
+        feats = t._features(*t._inputs(rgb, thermal, near))
         first = t._pool_chunked(feats, near, np.concatenate([pos[quick_pos], neg[quick_neg]]))
         pos_f, neg_f = first[:len(quick_pos)], first[len(quick_pos):]
         if len(neg_f) == 0:
@@ -110,7 +110,7 @@ class FirstFrameFit:
         t = self.tracker
         trainer, regressor, rng = learning
         if feats is None:
-            feats = t._features(*t._network_input(*crop_pair(*frames, region)), model=trainer.model)
+            feats = t._features(*t._inputs(*frames, region), model=trainer.model)
             yield
         boxes = np.concatenate(rest)
         batch = t.config.budget.pool_batch

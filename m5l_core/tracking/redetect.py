@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from m5l_core.tracking.config import RedetectConfig
-from m5l_core.tracking.search import SearchRegion, crop_pair
+from m5l_core.tracking.search import SearchRegion
 
 if TYPE_CHECKING:
     from m5l_core.tracking.online import OnlineClassifier
@@ -72,7 +72,7 @@ class Redetection:
                       classifier: OnlineClassifier) -> tuple[np.ndarray, float, tuple[float, float]]:
         """The tile's best candidate, its score and modality weights, with ``classifier``'s network."""
         t, model = self.tracker, classifier.model
-        feats = t._features(*t._network_input(*crop_pair(rgb, thermal, region)), model=model)
+        feats = t._features(*t._inputs(rgb, thermal, region), model=model)
         fused, weights = t._pool(feats, region, tile, model=model)
         scores = classifier.scores(fused)
         best = int(scores.argmax())

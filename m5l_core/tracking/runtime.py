@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from m5l_core.config import ConfigError
-from m5l_core.preprocess import padded_to_multiple, to_network_input
+from m5l_core.preprocess import padded_to, padded_to_multiple, to_network_input
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -58,8 +58,9 @@ class NetworkInput:
         channels_last = runtime.channels_last and device.type == "cpu"
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
-    def __call__(self, *crops) -> tuple[torch.Tensor, ...]:
-        return tuple(padded_to_multiple(to_network_input(crop, self.device), self.multiple)
+    def __call__(self, *crops, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, ...]:
+        """The crops as inputs, first padded to ``size`` (width, height) where given."""
+        return tuple(padded_to_multiple(padded_to(to_network_input(crop, self.device), size), self.multiple)
                      .contiguous(memory_format=self.memory_format) for crop in crops)
 
 

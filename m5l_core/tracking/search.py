@@ -39,10 +39,7 @@ class SearchRegion:
     context: float                  # RoI context factor (RT-MDNet padding)
     feature_offset: float           # the backbone's receptive-field offset, crop pixels
     margin: np.ndarray = field(default_factory=lambda: np.zeros(2))  # (mx, my) in frame pixels
-    # The region samples must lie in to be kept (``contains``): the candidates' own crop, also
-    # when the crop was grown to a size met before (crop_sizes.py), so that growing it changes
-    # only the context the conv layers see, not which samples online learning gets.
-    sample_box: np.ndarray | None = None
+    input_size: tuple[int, int] | None = None   # (width, height) the crop is padded to (crop_sizes.py)
 
     @property
     def area(self) -> float:
@@ -58,10 +55,9 @@ class SearchRegion:
         """Mask of boxes whose context box lies where the crop has conv cells (up to ``tolerance``
         of the region's size outside)."""
         grown = context_boxes(boxes, self.context)
-        region = self.box if self.sample_box is None else self.sample_box
-        slack = tolerance * region[2:] - self.margin
-        low = region[:2] - slack
-        high = region[:2] + region[2:] + slack
+        slack = tolerance * self.box[2:] - self.margin
+        low = self.box[:2] - slack
+        high = self.box[:2] + self.box[2:] + slack
         return np.all((grown[:, :2] >= low) & (grown[:, :2] + grown[:, 2:] <= high), axis=1)
 
 

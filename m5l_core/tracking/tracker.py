@@ -17,8 +17,8 @@ fine-tuning is the first job of that budget. After a failure the next frame's ca
 wider (``search.trans_expanded``), and with image stamps they also spread with the time since
 the last tracked frame (motion.py), and part of them are drawn around where the optical flow
 says the target went (flow.py); a widened crop never exceeds ``search.max_area_ratio`` times
-an ordinary one, and with ``search.size_reuse`` a crop takes a size the conv layers met before
-(crop_sizes.py). After ``redetect.after_lost`` failures, one tile of a whole-image grid is
+an ordinary one, and with ``search.size_reuse`` a crop is padded to a size the conv layers met
+before (crop_sizes.py). After ``redetect.after_lost`` failures, one tile of a whole-image grid is
 scored per frame as well (redetect.py; on the learner thread when there is one).
 The tracker is deterministic for its seed: numpy draws come from its own Generator, torch
 draws (fc6 init, dropout) from a private stream, both reset by ``initialize``.
@@ -178,7 +178,7 @@ class M5LTracker:
                                    f"{self._image_size[0]}x{self._image_size[1]}")
             with self.learner.exclusive():
                 candidates, region = self._candidates(stamp, rgb)
-            images = self._network_input(*crop_pair(rgb, thermal, region))
+            images = self._inputs(rgb, thermal, region)
         with timer.stage("features"):
             # the one part that runs while a learner thread may take a step (it never touches the convs)
             feats = self._features(*images)
@@ -379,6 +379,10 @@ class M5LTracker:
         """The crop of an ordinary frame's candidates around ``box``."""
         search = self.config.search
         return self._region(hull_corners(box, search.trans, search.scale))
+
+    def _inputs(self, rgb: np.ndarray, thermal: np.ndarray, region: SearchRegion) -> tuple[torch.Tensor, ...]:
+        """Both modalities cropped to ``region``, as the conv layers' inputs (at its input size)."""
+        return self._network_input(*crop_pair(rgb, thermal, region), size=region.input_size)
 
     def _features(self, rgb: torch.Tensor, thermal: torch.Tensor,
                   model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
