@@ -124,22 +124,15 @@ def to_network_input(images: np.ndarray | list[np.ndarray],
     return tensor.permute(0, 3, 1, 2).float().sub_(PIXEL_MEAN)
 
 
-def padded_to(tensor: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+def padded_to(tensor: torch.Tensor, size: tuple[int, int] | None = None, multiple: int = 1) -> torch.Tensor:
     """``(N,3,H,W)`` network input zero-padded (zero = the pixel mean) at the bottom and right to
-    ``size`` (width, height); pixel coordinates, and so RoIs, are unchanged."""
-    if size is None:
-        return tensor
+    ``size`` (width, height; default its own), each side rounded up to a multiple of ``multiple``;
+    pixel coordinates, and so RoIs, are unchanged."""
     height, width = tensor.shape[-2:]
-    if width > size[0] or height > size[1]:
-        raise ValueError(f"a {width}x{height} input cannot be padded to {size[0]}x{size[1]}")
-    return torch.nn.functional.pad(tensor, (0, size[0] - width, 0, size[1] - height))
-
-
-def padded_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
-    """``(N,3,H,W)`` network input zero-padded (zero = the pixel mean) at the bottom and right to
-    sides that are multiples of ``multiple``; pixel coordinates, and so RoIs, are unchanged."""
-    height, width = tensor.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
+    target_w, target_h = size if size is not None else (width, height)
+    if width > target_w or height > target_h:
+        raise ValueError(f"a {width}x{height} input cannot be padded to {target_w}x{target_h}")
+    pad_w, pad_h = target_w - width + -target_w % multiple, target_h - height + -target_h % multiple
     if not (pad_h or pad_w):
         return tensor
     return torch.nn.functional.pad(tensor, (0, pad_w, 0, pad_h))

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from m5l_core.config import ConfigError
-from m5l_core.preprocess import padded_to, padded_to_multiple, to_network_input
+from m5l_core.preprocess import padded_to, to_network_input
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -60,7 +60,7 @@ class NetworkInput:
 
     def __call__(self, *crops, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, ...]:
         """The crops as inputs, first padded to ``size`` (width, height) where given."""
-        return tuple(padded_to_multiple(padded_to(to_network_input(crop, self.device), size), self.multiple)
+        return tuple(padded_to(to_network_input(crop, self.device), size, self.multiple)
                      .contiguous(memory_format=self.memory_format) for crop in crops)
 
 
