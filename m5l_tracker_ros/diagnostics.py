@@ -13,7 +13,7 @@ from m5l_core.tracking.api import TrackState
 from m5l_tracker_ros.delivery import Delivery, DeliveryMonitor
 
 STATE_NAMES = {TrackState.NOT_INITIALISED: "not initialised", TrackState.TRACKING: "tracking",
-               TrackState.LOST: "lost"}
+               TrackState.LOST: "lost", TrackState.PREDICTED: "predicted"}
 
 
 class RateWindow:
@@ -89,6 +89,7 @@ class NodeStats:
     rejected: collections.Counter = field(default_factory=collections.Counter)  # reason kind -> count
     tracker_errors: int = 0
     published: int = 0
+    predicted: int = 0          # boxes published for dropped pairs (optical flow)
     state: TrackState = TrackState.NOT_INITIALISED
     stages: dict[str, RateWindow] = field(default_factory=dict)   # tracker stage -> its seconds
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,6 +104,10 @@ class NodeStats:
             self.state = state
             for stage, seconds in (timings or {}).items():
                 self.stages.setdefault(stage, RateWindow()).add(seconds)
+
+    def record_predicted(self) -> None:
+        with self.lock:
+            self.predicted += 1
 
     def record_rejected(self, stream: str) -> None:
         with self.lock:
@@ -126,6 +131,7 @@ def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], stream
             "latency_mean_ms": f"{1000 * mean_latency:.1f}",
             "latency_max_ms": f"{1000 * max_latency:.1f}",
             "published": str(stats.published),
+            "predicted": str(stats.predicted),
             "dropped_pairs": str(dropped_pairs),
             "rejected_rgb_images": str(stats.rejected["rgb"]),
             "rejected_thermal_images": str(stats.rejected["thermal"]),

@@ -9,7 +9,8 @@ Topics (relative names resolve in the node's namespace; all remappable):
     srv: ~/reset (std_srvs/Trigger): forget the target until the next box
 
 Callbacks only hand pairs to a worker thread, which converts, tracks and publishes the newest
-pair; older pairs are dropped and counted. Parameters: see ``params.NodeConfig`` and, under
+pair; older pairs are dropped and counted, and (``predict_dropped``) get the last tracked box
+moved by optical flow, published with state PREDICTED. Parameters: see ``params.NodeConfig`` and, under
 ``tracker.``, ``m5l_core.tracking.TrackerConfig``.
 
 The work is in :class:`TrackingNodeMixin`, in four steps a managed node maps onto its life
@@ -36,6 +37,8 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from m5l_core.config import ConfigError, from_dict
+from m5l_core.tracking.api import TrackState
+from m5l_core.tracking.propagate import FlowPropagator
 from m5l_tracker_ros import image_conv, process, ros_io
 from m5l_tracker_ros.delivery import transport_advice
 from m5l_tracker_ros.diagnostics import NodeStats, StreamWatch, build_status
@@ -47,7 +50,7 @@ from m5l_tracker_ros.ros_parameters import (
     read_values,
     widen_integer_changes,
 )
-from m5l_tracker_ros.session import BoxError, TrackerFactory, TrackingSession
+from m5l_tracker_ros.session import BoxError, Outcome, TrackerFactory, TrackingSession
 from m5l_tracker_ros.tracker_backend import TrackerBackend, default_backend
 from m5l_tracker_ros.worker import LatestWorker
 
@@ -56,6 +59,8 @@ TRACKER_PREFIX = "tracker."
 STREAM_NAMES = ("rgb", "thermal")
 # A tracking step inside torch cannot be interrupted: stopping waits this long, then abandons it.
 WORKER_STOP_TIMEOUT_S = 0.3
+FLUSH = "flush"   # the predictor's one request: publish whatever can be predicted now (not None: the
+                  # worker's stop sentinel)
 START_ERRORS = (ConfigError, ParameterException, ImportError, OSError, ValueError)
 
 
@@ -64,6 +69,7 @@ class TrackingNodeMixin:
 
     session: TrackingSession | None = None
     worker: LatestWorker | None = None
+    predictor: LatestWorker | None = None
     images: ros_io.PairedImageInput | None = None
 
     def _declare_tracking(self, backend: TrackerBackend | None) -> None:
@@ -88,7 +94,11 @@ class TrackingNodeMixin:
         box = initial_box(self.config)
         if box is not None:
             self.session.request_box(box)
-        self.worker = LatestWorker(self._process, self.config.pending_pairs, self._on_worker_error)
+        self.propagator = FlowPropagator.for_tracker(self.tracker_config)
+        self.predictor = LatestWorker(self._publish_predictions, 1, self._on_predictor_error, "m5l-predictor")
+        self.predictor.start()
+        self.worker = LatestWorker(self._process, self.config.pending_pairs, self._on_worker_error,
+                                   on_drop=self._on_dropped)
         self.worker.start()
         self._create_publishers()
 
@@ -111,9 +121,10 @@ class TrackingNodeMixin:
         """Stop the worker and free the model; publishers go with ``_destroy_publishers``."""
         if self.worker is not None:
             self.worker.stop(worker_timeout)
+            self.predictor.stop(worker_timeout)
         if self.session is not None:
             self.session.close()
-        self.worker, self.session = None, None
+        self.worker, self.predictor, self.session = None, None, None
 
     def _factory(self, tracker_config: Any) -> TrackerFactory:
         return self._backend.build_factory(self.config, tracker_config)
@@ -196,6 +207,29 @@ class TrackingNodeMixin:
         self.get_logger().info("reset: waiting for a new box")
         return response
 
+    def _on_dropped(self, pair: ros_io.FramePair) -> None:
+        """A pair the worker will not track: it waits for the tracked pair before it, whose box the
+        optical flow then moves into it (``_publish_predictions``)."""
+        if not self.config.predict_dropped:
+            return
+        try:
+            rgb = image_conv.to_rgb(pair.rgb, self.config.max_image_side, self._bridge)
+        except image_conv.ImageError:
+            return   # unusable images are the worker's to report; this one is not tracked anyway
+        # only the header and arrival stay with the grey image: a stalled tracker keeps no images
+        stamp = stamp_to_ns(pair.rgb.header.stamp) / 1e9
+        self.propagator.dropped(stamp, rgb, (pair.rgb.header, pair.completed))
+        self.predictor.submit(FLUSH)
+
+    def _publish_predictions(self, _request: str) -> None:
+        """(Predictor thread) every predicted box that can be made now, published with state PREDICTED."""
+        for prediction in self.propagator.predictions():
+            header, completed = prediction.payload
+            outcome = Outcome(TrackState.PREDICTED, tuple(float(v) for v in prediction.box))
+            self.target_pub.publish(ros_io.fill_target(self._message_type(), header, outcome,
+                                                       time.monotonic() - completed))
+            self.stats.record_predicted()
+
     def _watch_streams(self) -> None:
         now = time.monotonic()
         for stream in self.streams:
@@ -230,6 +264,7 @@ class TrackingNodeMixin:
             return
         rgb, thermal = images
         stamp = stamp_to_ns(pair.rgb.header.stamp) / 1e9   # dropped pairs widen the tracker's search
+        self.propagator.started(stamp)
         try:
             outcome = self.session.step(rgb, thermal, stamp)
         except BoxError as err:
@@ -238,6 +273,8 @@ class TrackingNodeMixin:
         msg = ros_io.fill_target(self._message_type(), pair.rgb.header, outcome,
                                  time.monotonic() - pair.completed)
         self.target_pub.publish(msg)
+        self.propagator.result(stamp, rgb, outcome.box if outcome.state == TrackState.TRACKING else None)
+        self.predictor.submit(FLUSH)
         self.stats.record_result(outcome.state, msg.latency, outcome.timings)
         if self.config.debug_image and self.debug_pub.get_subscription_count() > 0:
             self.debug_pub.publish(ros_io.debug_image(pair.rgb.header, rgb, outcome))
@@ -258,6 +295,9 @@ class TrackingNodeMixin:
     def _on_resize(self, old: tuple[int, int], new: tuple[int, int]) -> None:
         self.warn("resize", f"frame size changed from {old[0]}x{old[1]} to {new[0]}x{new[1]}: tracker "
                             "initialised again on the new frames with the box scaled")
+
+    def _on_predictor_error(self, _request: str, err: Exception) -> None:
+        self.warn("predict", f"predicted boxes for dropped pairs failed: {err!r}")
 
     def _on_worker_error(self, _pair: ros_io.FramePair, err: Exception) -> None:
         if not self.context.ok():

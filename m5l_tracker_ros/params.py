@@ -46,6 +46,9 @@ class NodeConfig:
         "~/init. Setting it while running re-initialises on the next pair", low=0.0)
     pending_pairs: int = param(1, "pairs waiting for the tracker; when full the oldest is dropped and "
                                "counted (1 = always track the newest pair)", low=1, high=1000, read_only=True)
+    predict_dropped: bool = param(True, "publish a box for each dropped pair too: the last tracked box moved "
+                                  "by optical flow into it (state PREDICTED, a few ms on the executor "
+                                  "thread); false = dropped pairs get no output")
     debug_image: bool = param(False, "publish ~/debug_image (RGB image with the box) while it has "
                               "subscribers")
     diagnostics_period: float = param(1.0, "seconds between /diagnostics messages", low=0.05, high=60.0,

@@ -15,14 +15,17 @@ T = TypeVar("T")
 
 
 class LatestWorker(Generic[T]):
-    """Runs ``handle(item)`` on a thread for the newest of at most ``capacity`` pending items."""
+    """Runs ``handle(item)`` on a thread for the newest of at most ``capacity`` pending items;
+    ``on_drop(item)`` runs on the submitting thread for each item dropped unhandled."""
 
     def __init__(self, handle: Callable[[T], None], capacity: int = 1,
-                 on_error: Callable[[T, Exception], None] | None = None, name: str = "m5l-worker") -> None:
+                 on_error: Callable[[T, Exception], None] | None = None, name: str = "m5l-worker",
+                 on_drop: Callable[[T], None] | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._handle = handle
         self._on_error = on_error
+        self._on_drop = on_drop
         self._pending: collections.deque[T] = collections.deque()
         self._capacity = capacity
         self._cond = threading.Condition()
@@ -40,15 +43,17 @@ class LatestWorker(Generic[T]):
     def submit(self, item: T) -> int:
         """Queue ``item``; returns how many older items were dropped to make room."""
         with self._cond:
-            dropped = 0
+            dropped = []
             while len(self._pending) >= self._capacity:
-                self._pending.popleft()
-                dropped += 1
+                dropped.append(self._pending.popleft())
             self._pending.append(item)
             self.submitted += 1
-            self.dropped += dropped
+            self.dropped += len(dropped)
             self._cond.notify()
-        return dropped
+        if self._on_drop is not None:   # outside the lock: the worker may take the new item meanwhile
+            for old in dropped:
+                self._on_drop(old)
+        return len(dropped)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until nothing is pending or running (tests, shutdown); False on timeout."""

@@ -122,6 +122,25 @@ def test_eval_bag_scores_outputs_bag_against_source_frames(bag, tmp_path, capsys
     assert np.allclose(np.delete(results, skipped, 0), np.delete(gt, skipped, 0), atol=1e-3)
 
 
+def test_predicted_boxes_count_as_boxes_and_are_scored_apart(bag, tmp_path, capsys):
+    gt = read_result_file(conv.gt_paths(bag)[0])
+    with BagReader(bag) as reader:
+        stamps = load_streams(reader).rgb_stamps
+    predicted = 3
+    boxes = [gt[i] + 40 if i == predicted else gt[i] for i in range(len(stamps))]
+    states = [3 if i == predicted else 1 for i in range(len(stamps))]
+    outputs = [output_from_cdr(tracked_target(s, boxes[i], states[i]), s + 20_000_000)
+               for i, s in enumerate(stamps)]
+    outputs_bag = write_outputs_bag(tmp_path / "outs", outputs, custom={conv.META_SOURCE_BAG: str(bag)})
+    assert eval_bag.main(["--bag", str(outputs_bag), "--out", str(tmp_path / "res"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "outputs 7  dropped 1" in printed, "a predicted box is not a tracked output"
+    assert "predicted boxes for dropped pairs 1; tracked outputs alone: PR 1.000" in printed
+    assert "PR 0.875" in printed, "the predicted box, 40 px off, is what frame 3 was given"
+    results = read_result_file(tmp_path / "res" / "seq.txt")
+    assert np.allclose(results[predicted], gt[predicted] + 40, atol=1e-3)
+
+
 def _robot_bag(path: Path, gt: np.ndarray) -> Path:
     """Camera-named compressed RGB at 20 Hz, raw thermal at 10 Hz, outputs, in one bag."""
     store = typestore()

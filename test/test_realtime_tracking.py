@@ -254,13 +254,13 @@ def test_the_quick_crop_starts_on_a_smaller_crop_and_the_whole_crop_follows_in_t
     for quick_crop in (False, True):
         t = tracker(init={"iterations": 20, "quick_iterations": 2, "quick_crop": quick_crop})
         seen = []
-        features = t._features
+        features = t.network.features
 
         def spy(rgb, thermal, model=None, seen=seen, features=features):
             seen.append(rgb.shape[2] * rgb.shape[3])
             return features(rgb, thermal, model)
 
-        t._features = spy
+        t.network.features = spy
         t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
         pixels[quick_crop] = list(seen)
         first = t.track(clean.rgb[1], clean.thermal[1])

@@ -149,10 +149,10 @@ def scenario(tmp_path_factory):
     return Scenario(record, phases, reset_ok, alive, exit_code, log_path.read_text())
 
 
-def centre_errors(scenario: Scenario, start: int, end: int) -> list[float]:
+def centre_errors(scenario: Scenario, start: int, end: int, state_of_interest: int = 1) -> list[float]:
     errors = []
     for stamp, state, box, _, _ in scenario.record.since(start):
-        if stamp < end and state == 1:
+        if stamp < end and state == state_of_interest:
             gx, gy, gw, gh = scenario.record.valid[stamp]
             errors.append(math.hypot(box[0] + box[2] / 2 - gx - gw / 2, box[1] + box[3] / 2 - gy - gh / 2))
     return errors
@@ -182,6 +182,16 @@ def test_boxes_follow_the_moving_target(scenario):
     assert np.median(errors) < TARGET / 2, errors
 
 
+def test_dropped_pairs_get_predicted_boxes_that_follow_the_target(scenario):
+    outputs = scenario.record.outputs
+    predicted = {o[0] for o in outputs if o[1] == 3}
+    assert not predicted & {o[0] for o in outputs if o[1] != 3}, "one output per pair"
+    if diagnostic_counter(scenario, "dropped_pairs") >= 5:   # pairs were dropped while tracking
+        assert predicted and diagnostic_counter(scenario, "predicted") >= 1
+        errors = centre_errors(scenario, scenario.phases["track"], scenario.phases["malformed"], 3)
+        assert not errors or np.median(errors) < TARGET / 2, errors
+
+
 def test_malformed_images_are_rejected_counted_and_never_tracked(scenario):
     stamps = {o[0] for o in scenario.record.outputs}
     assert not stamps & scenario.record.malformed
@@ -190,7 +200,7 @@ def test_malformed_images_are_rejected_counted_and_never_tracked(scenario):
     # 32FC1 thermal with NaN pixels is valid: those pairs are tracked.
     burst = [o for o in scenario.record.since(scenario.phases["malformed"])
              if o[0] < scenario.phases["thermal_off"]]
-    assert burst and {o[1] for o in burst} <= {1, 2}
+    assert burst and {o[1] for o in burst} <= {1, 2, 3}
 
 
 def test_a_stopped_thermal_stream_is_reported_and_tracking_resumes(scenario):

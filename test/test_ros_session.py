@@ -171,3 +171,22 @@ def test_a_resolution_change_initialises_again_with_the_box_scaled(frames):
     assert outcome.state == TrackState.TRACKING and outcome.box == (2.0, 4.0, 6.0, 8.0)
     assert resizes == [((60, 40), (120, 80))] and trackers[0].inits[-1] == [2.0, 4.0, 6.0, 8.0]
     assert session.step(*bigger).box == (1.0, 2.0, 3.0, 4.0)        # then tracked at the new size
+
+
+def test_dropped_items_are_handed_to_on_drop_in_order():
+    gate, started, dropped = threading.Event(), threading.Event(), []
+
+    def handle(item):
+        started.set()
+        gate.wait(5)
+
+    worker = LatestWorker(handle, capacity=1, on_drop=dropped.append)
+    worker.start()
+    worker.submit(0)
+    assert started.wait(5)
+    for item in range(1, 5):
+        worker.submit(item)
+    gate.set()
+    assert worker.wait_idle(5)
+    worker.stop()
+    assert dropped == [1, 2, 3] and worker.dropped == 3

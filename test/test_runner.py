@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 from test_tracking import FAST_SETTINGS, write_tiny_checkpoint
 
 from m5l_core.config import ConfigError
-from m5l_core.datasets import load_benchmark
+from m5l_core.datasets import Sequence, load_benchmark
 from m5l_core.datasets.synthetic import SyntheticConfig, write_dataset
 from m5l_core.evaluation import evaluate_tracker, read_results_dir
 from m5l_core.tracking.api import TrackResult
@@ -168,10 +170,36 @@ def test_a_frame_schedule_tracks_every_nth_frame_holds_the_box_and_stamps_the_ga
         FrameSchedule(every=0)
 
 
+def test_skipped_frames_can_get_the_last_box_moved_by_optical_flow(tmp_path):
+    """A textured scene sliding 3 px right and 2 px up per frame; the tracker sees frames 0, 3, 6."""
+    step, box = np.array([3.0, -2.0]), np.array([60.0, 50.0, 24.0, 20.0])
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(cv2.resize(rng.integers(0, 255, (40, 50), dtype=np.uint8), (200, 160),
+                                          interpolation=cv2.INTER_CUBIC), (5, 5), 1.5)
+    paths = []
+    for index in range(7):
+        shift = np.float32([[1, 0, step[0] * index], [0, 1, step[1] * index]])
+        frame = cv2.warpAffine(texture, shift, (200, 160))[20:140, 20:180]
+        paths.append(tmp_path / f"{index:04d}.png")
+        cv2.imwrite(str(paths[-1]), frame)
+    truth = np.array([np.concatenate([box[:2] + step * i, box[2:]]) for i in range(7)])
+    sequence = Sequence("slide", "rgbt234", tuple(paths), tuple(paths), truth, truth, truth[0])
+
+    class TrueBoxTracker(RecordingTracker):
+        def track(self, rgb, thermal, stamp=None):
+            return replace(super().track(rgb, thermal, stamp), box=truth[round(stamp * 30)])
+
+    held, _ = track_sequence(TrueBoxTracker(), sequence, schedule=FrameSchedule(every=3))
+    predicted, _ = track_sequence(TrueBoxTracker(), sequence, schedule=FrameSchedule(every=3, predict=True))
+    assert np.allclose(held[[1, 2, 4, 5]], truth[[0, 0, 3, 3]])
+    assert np.allclose(predicted[:, :2], truth[:, :2], atol=0.5)
+    assert np.array_equal(predicted[:, 2:], truth[:, 2:])
+
+
 def test_every_nth_frame_from_the_command_line_records_its_schedule(setup, tmp_path):
     assert track(setup, tmp_path / "sparse", "--every", "2", "--first-tracked", "3") == 0
     meta = json.loads((tmp_path / "sparse" / "meta" / "synth_0001.json").read_text())
-    assert meta["schedule"] == {"every": 2, "first": 3, "camera_fps": 30.0}
+    assert meta["schedule"] == {"every": 2, "first": 3, "camera_fps": 30.0, "predict_skipped": False}
     rows = read_results_dir(tmp_path / "sparse", ["synth_0001"])["synth_0001"]
     np.testing.assert_array_equal(rows[1], rows[0])   # held initial box until frame 3
     np.testing.assert_array_equal(rows[4], rows[3])   # frame 4 holds frame 3's result

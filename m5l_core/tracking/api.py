@@ -25,6 +25,7 @@ class TrackState(enum.IntEnum):
     NOT_INITIALISED = 0
     TRACKING = 1
     LOST = 2
+    PREDICTED = 3   # a pair the tracker had no time for: the last box moved by optical flow (node only)
 
 
 @dataclass(frozen=True)

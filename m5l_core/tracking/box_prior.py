@@ -45,8 +45,8 @@ def box_features(tracker: M5LTracker, rgb: np.ndarray, thermal: np.ndarray, arou
     rgb, thermal = prepare_pair(rgb, thermal, tracker.config.preprocess)
     around = np.asarray(around, dtype=np.float64)
     region = tracker._region(np.concatenate([boxes, around[None]]), target_wh=around[2:])
-    feats = tracker._features(*tracker._inputs(rgb, thermal, region))
-    return tracker._pool_chunked(feats, region, boxes).float()
+    feats = tracker.network.frame_features(rgb, thermal, region)
+    return tracker.network.pool_chunked(feats, region, boxes).float()
 
 
 def box_samples(tracker: M5LTracker, sequences, frames: int, boxes: int, min_iou: float,

@@ -48,8 +48,8 @@ class FirstFrameFit:
             near, quick_pos, quick_neg = self._quick_samples(box, pos, neg, region)
         else:
             near, quick_pos, quick_neg = region, np.arange(len(pos)), np.arange(len(neg))
-        feats = t._features(*t._inputs(rgb, thermal, near))
-        first = t._pool_chunked(feats, near, np.concatenate([pos[quick_pos], neg[quick_neg]]))
+        feats = t.network.frame_features(rgb, thermal, near)
+        first = t.network.pool_chunked(feats, near, np.concatenate([pos[quick_pos], neg[quick_neg]]))
         pos_f, neg_f = first[:len(quick_pos)], first[len(quick_pos):]
         if len(neg_f) == 0:
             raise TrackerError(f"no negative samples could be drawn around {box.tolist()}")
@@ -57,7 +57,7 @@ class FirstFrameFit:
         bb = t.config.bbreg
         regressor = t._regressor = BoxRegressor(bb.alpha, t.box_prior, bb.prior_size_weight)
         if not quick:
-            reg_f = t._pool_chunked(feats, region, reg) if len(reg) else reg
+            reg_f = t.network.pool_chunked(feats, region, reg) if len(reg) else reg
             t.trainer.train(optimizer, pos_f, neg_f, init.iterations, t._rng)
             _fit_regressor(regressor, reg_f, reg, box)
         else:
@@ -110,13 +110,13 @@ class FirstFrameFit:
         t = self.tracker
         trainer, regressor, rng = learning
         if feats is None:
-            feats = t._features(*t._inputs(*frames, region), model=trainer.model)
+            feats = t.network.frame_features(*frames, region, model=trainer.model)
             yield
         boxes = np.concatenate(rest)
         batch = t.config.budget.pool_batch
         parts = []
         for start in range(0, len(boxes), batch):
-            parts.append(t._pool(feats, region, boxes[start:start + batch])[0])
+            parts.append(t.network.pool(feats, region, boxes[start:start + batch])[0])
             yield
         pooled = torch.cat(parts) if parts else pos_f[:0]
         more_pos, more_neg, reg_f = torch.split(pooled, [len(r) for r in rest])

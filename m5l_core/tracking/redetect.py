@@ -72,8 +72,8 @@ class Redetection:
                       classifier: OnlineClassifier) -> tuple[np.ndarray, float, tuple[float, float]]:
         """The tile's best candidate, its score and modality weights, with ``classifier``'s network."""
         t, model = self.tracker, classifier.model
-        feats = t._features(*t._inputs(rgb, thermal, region), model=model)
-        fused, weights = t._pool(feats, region, tile, model=model)
+        feats = t.network.frame_features(rgb, thermal, region, model=model)
+        fused, weights = t.network.pool(feats, region, tile, model=model)
         scores = classifier.scores(fused)
         best = int(scores.argmax())
         modality = weights[best].float().cpu().numpy()

@@ -28,6 +28,7 @@ from m5l_core.datasets.frames import read_frame
 from m5l_core.evaluation import write_result_file
 from m5l_core.preprocess import PreprocessConfig, prepare_pair
 from m5l_core.tracking.api import RGBTTracker, TrackResult
+from m5l_core.tracking.propagate import FlowPropagator
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,16 @@ class FrameSchedule:
     """Which frames the tracker sees: all of them (offline benchmarks), or those a tracker that
     keeps up with every ``every``-th camera frame would see live, starting ``first`` frames after
     the initial box (a slow start misses more). The boxes of the frames in between are the last
-    result, as a robot would have it (and as ``m5l-replay-eval`` scores a realtime replay); skipped
-    frames show in the stamps (``index / camera_fps``), so the time-aware search sees the gaps.
-    Deterministic: a host-independent stand-in for a realtime replay at ``camera_fps / every``
-    outputs per second."""
+    result, as a robot would have it (and as ``m5l-replay-eval`` scores a realtime replay), or with
+    ``predict`` the last result moved by optical flow, as the node's ``predict_dropped`` publishes
+    them (propagate.py); skipped frames show in the stamps (``index / camera_fps``), so the
+    time-aware search sees the gaps. Deterministic: a host-independent stand-in for a realtime
+    replay at ``camera_fps / every`` outputs per second."""
 
     every: int = 1
     first: int | None = None        # the first tracked frame after frame 0 (default: ``every``)
     camera_fps: float = 30.0
+    predict: bool = False
 
     def __post_init__(self):
         if self.every < 1 or (self.first is not None and self.first < 1) or self.camera_fps <= 0:
@@ -107,10 +110,17 @@ def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable 
     boxes[0] = sequence.init_box
     lost: list[int] = []
     init_seconds, track_seconds, tracked = 0.0, 0.0, 0
+    propagator = None
+    if schedule.predict and schedule.skips:
+        propagator = FlowPropagator.for_tracker(getattr(tracker, "config", None))
     bar = tqdm(range(n), desc=sequence.name, unit="frame", leave=False, disable=not progress or None)
     for index in bar:
         if not schedule.tracked(index):
             boxes[index] = boxes[index - 1]
+            if propagator is not None:
+                skipped = read_frame(sequence.rgb_frames[index], thermal=False)
+                propagator.dropped(schedule.stamp(index), skipped)
+                boxes[index] = next((p.box for p in propagator.predictions()), boxes[index])
             continue
         rgb = read_frame(sequence.rgb_frames[index], thermal=False)
         thermal = read_frame(sequence.thermal_frames[index], thermal=True)
@@ -129,6 +139,8 @@ def track_sequence(tracker: RGBTTracker, sequence: Sequence, on_frame: Callable 
             boxes[index] = result.box
             if not result.success:
                 lost.append(index)
+        if propagator is not None:
+            propagator.result(stamp, rgb, boxes[index] if result is None or result.success else None)
         if on_frame is not None:
             on_frame(index, rgb, thermal, result)
     total = init_seconds + track_seconds

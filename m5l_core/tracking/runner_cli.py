@@ -16,7 +16,9 @@ OpenCV's classic tracker on the RGB frames instead, through the same runner and 
 so ``m5l-eval`` compares it with M5L as it is. ``--every N`` tracks only every N-th frame (from
 frame ``--first-tracked``), holding the last box in between and stamping frames at
 ``--camera-fps``: what a tracker that keeps up with camera_fps / N frames per second publishes
-live, reproducible on any machine (runner.FrameSchedule). Exit status 2 on bad input.
+live, reproducible on any machine (runner.FrameSchedule); with ``--predict-skipped`` the frames in
+between get that box moved by optical flow, as the ROS node's dropped pairs do (propagate.py).
+Exit status 2 on bad input.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-tracked", type=int, default=None, metavar="K",
                         help="with --every: the first frame tracked after the initial one (default N; "
                              "larger = a slower start)")
+    parser.add_argument("--predict-skipped", action="store_true",
+                        help="with --every: give skipped frames the last result moved by optical flow "
+                             "instead of holding it, as the node's predict_dropped does")
     parser.add_argument("--camera-fps", type=float, default=30.0,
                         help="frame rate the stamps of --every assume (default 30)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -119,7 +124,7 @@ def classic_factory(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     config = tracker_config(args.config, args.overrides)
-    schedule = FrameSchedule(args.every, args.first_tracked, args.camera_fps)
+    schedule = FrameSchedule(args.every, args.first_tracked, args.camera_fps, args.predict_skipped)
     shard = parse_shard(args.shard) if args.shard else None
     if not args.dataset_root.is_dir():
         raise DatasetError(f"{args.dataset_root}: dataset root not found")
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         make_tracker, info = classic_factory(args)
     if schedule.skips:
         info = {**info, "schedule": {"every": schedule.every, "first": schedule.first or schedule.every,
-                                     "camera_fps": schedule.camera_fps}}
+                                     "camera_fps": schedule.camera_fps, "predict_skipped": schedule.predict}}
     names = args.sequences or benchmark_sequence_names(args.dataset, args.dataset_root, args.split)
     selected = shard_names(names, shard)
     sequences = load_benchmark(args.dataset, args.dataset_root, args.split, names=selected,

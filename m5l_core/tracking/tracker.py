@@ -44,6 +44,7 @@ from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
 from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.motion import MotionModel
+from m5l_core.tracking.network_pass import NetworkPass
 from m5l_core.tracking.online import (
     OnlineClassifier,
     TrainingRun,
@@ -53,17 +54,15 @@ from m5l_core.tracking.online import (
 )
 from m5l_core.tracking.redetect import Redetection
 from m5l_core.tracking.runtime import (
-    NetworkInput,
     PrivateTorchRng,
     StageTimer,
     autocast_factory,
     resolve_device,
     resolve_precision,
 )
-from m5l_core.tracking.search import SearchRegion, crop_pair, hull_corners, region_around, region_within
+from m5l_core.tracking.search import SearchRegion, hull_corners, region_around, region_within
 
 RTMDNET_TARGET_SIZE = 107  # target side in crop pixels when neither config nor checkpoint gives one
-POOL_CHUNK = 2048     # RoIs pooled per call on the first frame (bounds peak memory)
 
 
 class M5LTracker:
@@ -79,14 +78,13 @@ class M5LTracker:
         if runtime.threads > 0:
             torch.set_num_threads(runtime.threads)
         self.model = model.to(self.device).eval()
-        self._network_input = NetworkInput(self.device, runtime)
-        self.model.to(memory_format=self._network_input.memory_format)
         set_fused_convs(self.model, runtime.fused_convs)
         self.precision = resolve_precision(self.device, runtime.precision)
         self._autocast = autocast_factory(self.device, self.precision)
+        self.network = NetworkPass(self.model, self.device, runtime, self._autocast)
+        self.model.to(memory_format=self.network.memory_format)
         self.box_prior = None if box_prior is None else box_prior.to(self.device)
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
-        self._twin_streams = runtime.batch_twin_streams and self.model.streams_are_twins()
         # fc4/fc5 change online (nothing else does): every sequence starts again from the loaded ones.
         self._initial_online = [p.detach().clone() for p in online_parameters(self.model)]
         self._box: np.ndarray | None = None
@@ -178,10 +176,10 @@ class M5LTracker:
                                    f"{self._image_size[0]}x{self._image_size[1]}")
             with self.learner.exclusive():
                 candidates, region = self._candidates(stamp, rgb)
-            images = self._inputs(rgb, thermal, region)
+            images = self.network.inputs(rgb, thermal, region)
         with timer.stage("features"):
             # the one part that runs while a learner thread may take a step (it never touches the convs)
-            feats = self._features(*images)
+            feats = self.network.features(*images)
         with self.learner.exclusive(), self._torch_rng.active():
             result = self._locate(feats, region, candidates, timer)
             if self._redetecting():
@@ -258,7 +256,7 @@ class M5LTracker:
         cfg = self.config
         self._frame += 1
         with timer.stage("scoring"):
-            fused, weights = self._pool(feats, region, candidates)
+            fused, weights = self.network.pool(feats, region, candidates)
             scores = self.classifier.scores(fused)
             top = scores.topk(min(cfg.search.top_k, len(scores))).indices
             score = float(scores[top].mean())
@@ -335,7 +333,7 @@ class M5LTracker:
         pos = pos[region.contains(pos, tolerance=0.05)]
         if len(pos) == 0 or len(neg) == 0:
             return
-        fused, _ = self._pool(feats, region, np.concatenate([pos, neg]))
+        fused, _ = self.network.pool(feats, region, np.concatenate([pos, neg]))
         self._pos_memory.add(fused[: len(pos)].to(self._store_dtype))
         self._neg_memory.add(fused[len(pos):].to(self._store_dtype))
 
@@ -379,26 +377,3 @@ class M5LTracker:
         """The crop of an ordinary frame's candidates around ``box``."""
         search = self.config.search
         return self._region(hull_corners(box, search.trans, search.scale))
-
-    def _inputs(self, rgb: np.ndarray, thermal: np.ndarray, region: SearchRegion) -> tuple[torch.Tensor, ...]:
-        """Both modalities cropped to ``region``, as the conv layers' inputs (at its input size)."""
-        return self._network_input(*crop_pair(rgb, thermal, region), size=region.input_size)
-
-    def _features(self, rgb: torch.Tensor, thermal: torch.Tensor,
-                  model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.inference_mode(), self._autocast():
-            feats = (model if model is not None else self.model).features(rgb, thermal, self._twin_streams)
-        # RoI coordinates must not be rounded to bf16, so pooling always runs in float32.
-        return tuple(f.float().clone() for f in feats)
-
-    def _pool(self, feats, region: SearchRegion, boxes: np.ndarray,
-              model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        model = model if model is not None else self.model
-        with torch.no_grad():
-            pooled = model.pool(feats, region.rois(boxes, self.device))
-            return model.fuse(pooled)
-
-    def _pool_chunked(self, feats, region: SearchRegion, boxes: np.ndarray) -> torch.Tensor:
-        starts = range(0, len(boxes), POOL_CHUNK)
-        parts = [self._pool(feats, region, boxes[i:i + POOL_CHUNK])[0] for i in starts]
-        return torch.cat(parts) if parts else torch.zeros((0, 0), device=self.device)

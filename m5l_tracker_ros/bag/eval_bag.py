@@ -25,8 +25,8 @@ from m5l_tracker_ros.bag import conventions as conv
 from m5l_tracker_ros.bag.bagread import BagReader
 from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, publish_run, run_main
 from m5l_tracker_ros.bag.errors import BagError
-from m5l_tracker_ros.bag.outputs import Output, frame_boxes, read_outputs
-from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, latency_stats, score_boxes
+from m5l_tracker_ros.bag.outputs import Output, read_outputs
+from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, run_report, score_outputs
 from m5l_tracker_ros.bag.source import (
     GroundTruth,
     check_gt_length,
@@ -86,17 +86,13 @@ def evaluate(args) -> tuple[RunReport, np.ndarray]:
         raise BagError(f"{args.bag}: topic {topic} holds no messages")
     frames = read_frames(args, frames_bag, outputs)
     check_gt_length(frames.gt, len(frames.stamps), str(frames_bag))
-    placed = frame_boxes(frames.stamps, outputs, frames.init_box)
-    matched = [outputs[i] for i in placed.output_of if i >= 0]
     recorded = {**frames.custom, **custom}
     benchmark = choose_benchmark(args.benchmark, recorded.get(conv.META_BENCHMARK))
     name = recorded.get(conv.META_SEQUENCE) or Path(args.bag).name
-    pr, sr = score_boxes(benchmark, name, frames.gt, frames.init_box, placed.boxes)
-    report = RunReport(sequence=name, benchmark=benchmark, pr=pr, sr=sr, frames=len(frames.stamps),
-                       pairs=frames.pairs, outputs=len(matched), dropped=max(0, frames.pairs - len(matched)),
-                       outputs_per_s=None, latency=latency_stats(o.latency_s for o in matched),
-                       node_latency=latency_stats(o.node_latency for o in matched), mode="recorded")
-    return report, placed.boxes
+    scores = score_outputs(benchmark, name, frames.gt, frames.init_box, frames.stamps, outputs)
+    report = run_report(scores, frames.pairs, sequence=name, benchmark=benchmark,
+                        frames=len(frames.stamps), outputs_per_s=None, mode="recorded")
+    return report, scores.boxes
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,9 @@ writing them to a bag.
 An output belongs to the frame whose RGB header stamp it carries (the node copies the RGB
 header). A frame without an output keeps the previous frame's box, which is what a robot
 acting on the latest estimate would use; the first frame falls back to the initial box.
-``NOT_INITIALISED`` outputs count as outputs but carry no box.
+``NOT_INITIALISED`` outputs count as outputs but carry no box. ``PREDICTED`` outputs (the node's
+optical-flow boxes for pairs it dropped) are boxes like any other; :func:`tracked_only` leaves
+them out, to score what the tracker alone gave.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from m5l_tracker_ros.bag.images import stamp_ns
 from m5l_tracker_ros.bag.typestore import TRACKED_TARGET, typestore
 
 STATE_NOT_INITIALISED = 0
+STATE_PREDICTED = 3
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class FrameBoxes:
     @property
     def frames_with_output(self) -> int:
         return int((self.output_of >= 0).sum())
+
+
+def tracked_only(outputs: list[Output]) -> list[Output]:
+    """The outputs of tracked pairs: without the node's predicted boxes for dropped ones."""
+    return [o for o in outputs if o.state != STATE_PREDICTED]
 
 
 def frame_boxes(frame_stamps: list[int], outputs: list[Output], init_box: np.ndarray) -> FrameBoxes:

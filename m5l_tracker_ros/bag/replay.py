@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from m5l_tracker_ros.bag.outputs import Output, with_stamp
+from m5l_tracker_ros.bag.outputs import Output, tracked_only, with_stamp
 from m5l_tracker_ros.bag.source import ImageStreams, Payloads
 
 if TYPE_CHECKING:  # rclpy is imported only where a replay really runs
@@ -42,9 +42,11 @@ class ReplayRun:
     finished_ns: int        # wall clock of the last output received (or of the end of playback)
 
     @property
-    def outputs_per_s(self) -> float | None:
+    def tracked_per_s(self) -> float | None:
+        """Outputs of tracked pairs per second (the node's predicted boxes for dropped ones left out)."""
+        tracked = tracked_only(self.outputs)
         span = (self.finished_ns - self.started_ns) / 1e9
-        return len(self.outputs) / span if self.outputs and span > 0 else None
+        return len(tracked) / span if tracked and span > 0 else None
 
 
 def _back_to_bag_time(output: Output, original: int, sent: int) -> Output:

@@ -34,9 +34,9 @@ from m5l_tracker_ros.bag.cli_common import add_input_args, add_output_args, publ
 from m5l_tracker_ros.bag.errors import BagError
 from m5l_tracker_ros.bag.node_settings import load_tracker_config, named_settings, node_parameters
 from m5l_tracker_ros.bag.nodeproc import NodeProcess, with_large_image_profile
-from m5l_tracker_ros.bag.outputs import STATE_NOT_INITIALISED, Output, frame_boxes, write_outputs_bag
+from m5l_tracker_ros.bag.outputs import STATE_NOT_INITIALISED, Output, write_outputs_bag
 from m5l_tracker_ros.bag.replay import ReplayRun, run_lockstep, run_realtime
-from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, latency_stats, score_boxes
+from m5l_tracker_ros.bag.report import RunReport, choose_benchmark, run_report, score_outputs
 from m5l_tracker_ros.bag.source import (
     GroundTruth,
     ImageStreams,
@@ -140,22 +140,19 @@ def replay_eval(args) -> tuple[RunReport, np.ndarray, Path]:
     name = bag.custom.get(conv.META_SEQUENCE) or Path(args.bag).name
     out = args.out or Path(f"{args.bag}.replay-{args.mode}")
     run, stages_ms = _replay(args, out, bag, pairs)
-    placed = frame_boxes(bag.streams.rgb_stamps, run.outputs, bag.init_box)
-    matched = [run.outputs[i] for i in placed.output_of if i >= 0]
     benchmark = choose_benchmark(args.benchmark, bag.custom.get(conv.META_BENCHMARK))
-    pr, sr = score_boxes(benchmark, name, bag.gt, bag.init_box, placed.boxes)
-    report = RunReport(sequence=name, benchmark=benchmark, pr=pr, sr=sr, frames=len(bag.streams.rgb),
-                       pairs=len(pairs), outputs=len(matched), dropped=max(0, len(pairs) - len(matched)),
-                       outputs_per_s=run.outputs_per_s, latency=latency_stats(o.latency_s for o in matched),
-                       node_latency=latency_stats(o.node_latency for o in matched),
-                       mode=args.mode if args.mode == "lockstep" else f"realtime x{args.rate:g}",
-                       first_output_ms=None if args.mode == "lockstep" else first_output_ms(
-                           matched, bag.streams.rgb[pairs[0][0]].stamp, args.rate),
-                       node_stages_ms=stages_ms or None)
-    write_outputs_bag(out / f"{name}_outputs", matched, args.storage, overwrite=True,
-                      custom={conv.META_SOURCE_BAG: str(Path(args.bag).resolve()), conv.META_SEQUENCE: name,
-                              conv.META_BENCHMARK: benchmark})
-    return report, placed.boxes, out
+    scores = score_outputs(benchmark, name, bag.gt, bag.init_box, bag.streams.rgb_stamps, run.outputs)
+    report = run_report(scores, len(pairs), sequence=name, benchmark=benchmark, frames=len(bag.streams.rgb),
+                        outputs_per_s=run.tracked_per_s,
+                        mode=args.mode if args.mode == "lockstep" else f"realtime x{args.rate:g}",
+                        first_output_ms=None if args.mode == "lockstep" else first_output_ms(
+                            scores.tracked, bag.streams.rgb[pairs[0][0]].stamp, args.rate),
+                        node_stages_ms=stages_ms or None)
+    custom = {conv.META_SOURCE_BAG: str(Path(args.bag).resolve()), conv.META_SEQUENCE: name,
+              conv.META_BENCHMARK: benchmark}
+    write_outputs_bag(out / f"{name}_outputs", scores.tracked + scores.predicted, args.storage,
+                      overwrite=True, custom=custom)
+    return report, scores.boxes, out
 
 
 def first_output_ms(outputs: list[Output], first_stamp: int, rate: float) -> float | None:
