@@ -212,10 +212,11 @@ class TrackingNodeMixin:
         optical flow then moves into it (``_publish_predictions``)."""
         if not self.config.predict_dropped:
             return
-        try:
+        try:   # a pair the worker would refuse gets no box either (only the RGB image is used)
             rgb = image_conv.to_rgb(pair.rgb, self.config.max_image_side, self._bridge)
+            image_conv.to_thermal(pair.thermal, self.config.max_image_side, self._bridge)
         except image_conv.ImageError:
-            return   # unusable images are the worker's to report; this one is not tracked anyway
+            return   # counted and reported where the worker meets such images
         # only the header and arrival stay with the grey image: a stalled tracker keeps no images
         stamp = stamp_to_ns(pair.rgb.header.stamp) / 1e9
         self.propagator.dropped(stamp, rgb, (pair.rgb.header, pair.completed))

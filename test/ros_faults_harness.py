@@ -29,7 +29,7 @@ from m5l_tracker_ros import launch_support, workspace  # noqa: E402
 
 NAMESPACE = "/m5l_faults"
 NODE = f"{NAMESPACE}/m5l_tracker"
-TRACKING, NOT_INITIALISED = 1, 0
+TRACKING, NOT_INITIALISED, PREDICTED = 1, 0, 3   # PREDICTED: a dropped pair's optical-flow box
 TEST_DIR = Path(__file__).resolve().parent
 
 

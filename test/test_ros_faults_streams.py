@@ -18,7 +18,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from ros_faults_harness import NAMESPACE, TEST_DIR, TRACKING, running_node, wait_for  # noqa: E402
+from ros_faults_harness import NAMESPACE, PREDICTED, TEST_DIR, TRACKING, running_node, wait_for  # noqa: E402
 from test_ros_stream import SIZE, image  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -87,7 +87,7 @@ def test_an_all_nan_thermal_frame_is_rejected_and_nan_or_inf_pixels_are_tracked(
         node.publish(image(rgb, "rgb8", stamp), image(values, "32FC1", stamp + 2_000_000))
         stamps.append(stamp)
     assert wait_for(lambda: node.outputs_for(stamps), 30)
-    assert {o[1] for o in node.outputs_for(stamps)} <= {TRACKING, 2}
+    assert {o[1] for o in node.outputs_for(stamps)} <= {TRACKING, 2, PREDICTED}
     assert all(math.isfinite(v) for o in node.outputs_for(stamps) for v in o[2])
 
 
@@ -109,7 +109,7 @@ def test_a_resolution_change_mid_stream_is_followed(node):
         node.valid_pair(stamp, cv2.resize(rgb, (320, 240)), cv2.resize(thermal, (320, 240)))
     assert wait_for(lambda: node.outputs_for(stamps), 30), node.log()
     outputs = node.outputs_for(stamps)
-    assert {o[1] for o in outputs} <= {TRACKING, 2}
+    assert {o[1] for o in outputs} <= {TRACKING, 2, PREDICTED}
     bx, by, bw, bh = outputs[0][2]   # initialised again with the last box scaled by 5/3
     assert bx >= 0 and bx + bw <= 320 and by >= 0 and by + bh <= 240 and bw > 40 and bh > 40
     assert "frame size changed from 192x144 to 320x240" in node.log()

@@ -31,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from m5l_core.tracking.config import SearchConfig
 from m5l_core.tracking.flow import grey, points_move, reliable_points
 
 MARGIN_SIDES = 1.0    # the flow runs on the box grown by this many of its sides on every side ...
@@ -66,7 +67,7 @@ class FlowPropagator:
         """With the flow settings (grid, window, levels, max move) of a ``TrackerConfig``'s search;
         the defaults for a tracker without them (a classic tracker, a test's fake)."""
         search = getattr(tracker_config, "search", None)
-        if search is None:
+        if not isinstance(search, SearchConfig):
             return cls()
         return cls(search.flow_grid, search.flow_window, search.flow_levels, search.flow_max_move)
 
