@@ -38,6 +38,7 @@ from std_srvs.srv import Trigger
 
 from m5l_core.config import ConfigError, from_dict
 from m5l_core.tracking.api import TrackState
+from m5l_core.tracking.learner import lower_thread_priority
 from m5l_core.tracking.propagate import FlowPropagator
 from m5l_tracker_ros import image_conv, process, ros_io
 from m5l_tracker_ros.delivery import transport_advice
@@ -59,8 +60,8 @@ TRACKER_PREFIX = "tracker."
 STREAM_NAMES = ("rgb", "thermal")
 # A tracking step inside torch cannot be interrupted: stopping waits this long, then abandons it.
 WORKER_STOP_TIMEOUT_S = 0.3
-FLUSH = "flush"   # the predictor's one request: publish whatever can be predicted now (not None: the
-                  # worker's stop sentinel)
+FLUSH = "flush"      # the predictor's one request: publish what can be predicted now (None stops a worker)
+PREDICTOR_NICE = 5   # between tracking (0) and learning (budget.thread_nice, 10)
 START_ERRORS = (ConfigError, ParameterException, ImportError, OSError, ValueError)
 
 
@@ -95,7 +96,8 @@ class TrackingNodeMixin:
         if box is not None:
             self.session.request_box(box)
         self.propagator = FlowPropagator.for_tracker(self.tracker_config)
-        self.predictor = LatestWorker(self._publish_predictions, 1, self._on_predictor_error, "m5l-predictor")
+        self.predictor = LatestWorker(self._publish_predictions, 1, self._on_predictor_error, "m5l-predictor",
+                                      on_start=lambda: lower_thread_priority(PREDICTOR_NICE))
         self.predictor.start()
         self.worker = LatestWorker(self._process, self.config.pending_pairs, self._on_worker_error,
                                    on_drop=self._on_dropped)

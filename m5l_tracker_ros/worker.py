@@ -16,16 +16,19 @@ T = TypeVar("T")
 
 class LatestWorker(Generic[T]):
     """Runs ``handle(item)`` on a thread for the newest of at most ``capacity`` pending items;
-    ``on_drop(item)`` runs on the submitting thread for each item dropped unhandled."""
+    ``on_drop(item)`` runs on the submitting thread for each item dropped unhandled, ``on_start()``
+    once on the worker's thread before the first item (its priority, say)."""
 
     def __init__(self, handle: Callable[[T], None], capacity: int = 1,
                  on_error: Callable[[T, Exception], None] | None = None, name: str = "m5l-worker",
-                 on_drop: Callable[[T], None] | None = None) -> None:
+                 on_drop: Callable[[T], None] | None = None,
+                 on_start: Callable[[], None] | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._handle = handle
         self._on_error = on_error
         self._on_drop = on_drop
+        self._on_start = on_start
         self._pending: collections.deque[T] = collections.deque()
         self._capacity = capacity
         self._cond = threading.Condition()
@@ -80,6 +83,8 @@ class LatestWorker(Generic[T]):
             return self._pending.popleft()
 
     def _run(self) -> None:
+        if self._on_start is not None:
+            self._on_start()
         while (item := self._next()) is not None:
             try:
                 self._handle(item)

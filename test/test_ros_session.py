@@ -190,3 +190,16 @@ def test_dropped_items_are_handed_to_on_drop_in_order():
     assert worker.wait_idle(5)
     worker.stop()
     assert dropped == [1, 2, 3] and worker.dropped == 3
+
+
+def test_on_start_runs_once_on_the_worker_thread_before_the_first_item():
+    seen = []
+    worker = LatestWorker(lambda item: seen.append(("item", threading.current_thread().name)), name="w",
+                          on_start=lambda: seen.append(("start", threading.current_thread().name)))
+    worker.start()
+    worker.submit(1)
+    assert worker.wait_idle(5)
+    worker.submit(2)
+    assert worker.wait_idle(5)
+    worker.stop()
+    assert seen == [("start", "w"), ("item", "w"), ("item", "w")]

@@ -144,7 +144,7 @@ class Learner:
     def _serve(self) -> None:
         """The learner thread: takes the next job's turn, runs its step holding no lock (the tracker
         goes on meanwhile), then publishes the result under ``exclusive``."""
-        _lower_priority(self.config.thread_nice)
+        lower_thread_priority(self.config.thread_nice)
         while True:
             with self._queue:
                 self._queue.wait_for(lambda: self._stopping or self._jobs)
@@ -198,9 +198,9 @@ class Learner:
             return False
 
 
-def _lower_priority(nice: int) -> None:
-    """Raise this thread's nice value (Linux threads have their own), so the tracking thread and
-    the rest of the robot come first; learning is what can wait."""
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value (Linux threads have their own), so the tracking thread
+    and the rest of the robot come first; learning (and the node's predicted boxes) can wait."""
     if nice <= 0 or not hasattr(os, "setpriority"):
         return
     with contextlib.suppress(OSError):   # a platform that refuses: learning just runs at the same priority
