@@ -267,7 +267,9 @@ class TrackingNodeMixin:
             return
         rgb, thermal = images
         stamp = stamp_to_ns(pair.rgb.header.stamp) / 1e9   # dropped pairs widen the tracker's search
-        self.propagator.started(stamp)
+        predicting = self.config.predict_dropped   # else the tracking thread leaves the flow alone
+        if predicting:
+            self.propagator.started(stamp)
         try:
             outcome = self.session.step(rgb, thermal, stamp)
         except BoxError as err:
@@ -276,8 +278,9 @@ class TrackingNodeMixin:
         msg = ros_io.fill_target(self._message_type(), pair.rgb.header, outcome,
                                  time.monotonic() - pair.completed)
         self.target_pub.publish(msg)
-        self.propagator.result(stamp, rgb, outcome.box if outcome.state == TrackState.TRACKING else None)
-        self.predictor.submit(FLUSH)
+        if predicting:
+            self.propagator.result(stamp, rgb, outcome.box if outcome.state == TrackState.TRACKING else None)
+            self.predictor.submit(FLUSH)
         self.stats.record_result(outcome.state, msg.latency, outcome.timings)
         if self.config.debug_image and self.debug_pub.get_subscription_count() > 0:
             self.debug_pub.publish(ros_io.debug_image(pair.rgb.header, rgb, outcome))

@@ -150,7 +150,7 @@ def replay_eval(args) -> tuple[RunReport, np.ndarray, Path]:
                         node_stages_ms=stages_ms or None)
     custom = {conv.META_SOURCE_BAG: str(Path(args.bag).resolve()), conv.META_SEQUENCE: name,
               conv.META_BENCHMARK: benchmark}
-    write_outputs_bag(out / f"{name}_outputs", scores.tracked + scores.predicted, args.storage,
+    write_outputs_bag(out / f"{name}_outputs", scores.matched, args.storage,
                       overwrite=True, custom=custom)
     return report, scores.boxes, out
 

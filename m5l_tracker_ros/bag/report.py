@@ -107,25 +107,32 @@ class OutputScores:
     """A run's outputs placed on its frames and scored, with and without the predicted boxes."""
 
     boxes: np.ndarray               # (N, 4) one box per frame, predicted boxes included
-    tracked: list[Output]           # outputs of tracked pairs matched to a frame
-    predicted: list[Output]         # the node's optical-flow boxes for dropped pairs
+    matched: list[Output]           # the outputs matched to a frame
     pr: float
     sr: float
     pr_tracked: float | None        # each dropped pair keeping the last tracked box instead;
     sr_tracked: float | None        # None when no box was predicted (then equal to pr / sr)
+
+    @property
+    def tracked(self) -> list[Output]:
+        return tracked_only(self.matched)
+
+    @property
+    def predicted(self) -> list[Output]:
+        """The node's optical-flow boxes for dropped pairs."""
+        return [o for o in self.matched if o.state == STATE_PREDICTED]
 
 
 def score_outputs(benchmark: str, name: str, gt: GroundTruth, init_box: np.ndarray, stamps: list[int],
                   outputs: list[Output]) -> OutputScores:
     placed = frame_boxes(stamps, outputs, init_box)
     matched = [outputs[i] for i in placed.output_of if i >= 0]
-    predicted = [o for o in matched if o.state == STATE_PREDICTED]
     pr, sr = score_boxes(benchmark, name, gt, init_box, placed.boxes)
     pr_tracked = sr_tracked = None
-    if predicted:
+    if any(o.state == STATE_PREDICTED for o in matched):
         held = frame_boxes(stamps, tracked_only(outputs), init_box)
         pr_tracked, sr_tracked = score_boxes(benchmark, name, gt, init_box, held.boxes)
-    return OutputScores(placed.boxes, tracked_only(matched), predicted, pr, sr, pr_tracked, sr_tracked)
+    return OutputScores(placed.boxes, matched, pr, sr, pr_tracked, sr_tracked)
 
 
 def run_report(scores: OutputScores, pairs: int, **fields) -> RunReport:
