@@ -96,9 +96,12 @@ def test_an_implausible_move_or_a_box_outside_the_image_stops_the_chain(frames):
 
 
 def test_settings_come_from_the_tracker_and_bad_ones_are_refused():
-    search = SearchConfig(flow_grid=6, flow_window=15, flow_levels=2, flow_max_move=3.0)
+    search = SearchConfig(flow_grid=6, flow_window=15, flow_levels=2, flow_max_move=3.0, flow_window_fit=0.5)
     propagator = FlowPropagator.for_tracker(TrackerConfig(search=search))
-    assert (propagator.grid, propagator.window, propagator.levels, propagator.max_move) == (6, 15, 2, 3.0)
+    assert (propagator.grid, propagator.window, propagator.levels, propagator.max_move,
+            propagator.window_fit) == (6, 15, 2, 3.0, 0.5)
     assert FlowPropagator.for_tracker(None).grid == SearchConfig().flow_grid
     with pytest.raises(ValueError, match="grid >= 2"):
         FlowPropagator(grid=1)
+    with pytest.raises(ValueError, match="window_fit >= 0"):
+        FlowPropagator(window_fit=-1.0)

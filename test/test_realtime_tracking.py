@@ -204,6 +204,30 @@ def test_a_tracker_with_a_learner_thread_tracks_learns_and_leaves_no_thread_behi
     assert not thread.is_alive(), "a dropped tracker stops its learner thread"
 
 
+def test_with_a_learner_thread_a_frames_samples_are_pooled_by_the_learner_and_all_kept(clean):
+    """The tracking thread pools only the candidates; each confident frame's samples are pooled on
+    the learner thread, and none is lost to a newer frame's (they do not replace each other)."""
+    t = tracker(budget={"mode": "thread"}, init={"iterations": 20, "quick_iterations": 2},
+                search={"success_threshold": -100.0})   # every successful frame collects samples
+    pooled_by = []
+    pool = t.network.pool
+
+    def recording_pool(feats, region, boxes, model=None):
+        pooled_by.append((threading.current_thread().name, len(boxes)))
+        return pool(feats, region, boxes, model=model)
+
+    t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+    t.network.pool = recording_pool
+    results = [t.track(rgb, thermal) for rgb, thermal in zip(clean.rgb[1:], clean.thermal[1:], strict=True)]
+    tracking = [n for name, n in pooled_by if name == threading.current_thread().name]
+    assert set(tracking) == {t.config.search.n_candidates}
+    t.finish_learning()
+    learner = [n for name, n in pooled_by if name == "m5l-learner"]
+    confident = sum(r.success and r.score > t.config.search.success_threshold for r in results)
+    assert confident > 0 and t._pos_memory.added == 1 + confident   # the first frame's, then each one's
+    assert len(learner) >= confident
+
+
 def test_the_learner_copy_owns_what_online_learning_changes_and_shares_the_rest():
     model = tiny_model()[0].eval()
     clone = learner_copy(model)

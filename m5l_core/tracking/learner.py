@@ -78,9 +78,12 @@ class Learner:
             self._credit = 0.0
             self.steps = 0
 
-    def submit(self, kind: str, job: Job) -> None:
+    def submit(self, kind: str, job: Job, replace: bool = True) -> None:
+        """Queue ``job``; it replaces a queued job of the same kind unless ``replace`` is False (every
+        such job must run: one frame's samples each)."""
         with self._queue:
-            self._jobs = [(k, j) for k, j in self._jobs if k != kind]
+            if replace:
+                self._jobs = [(k, j) for k, j in self._jobs if k != kind]
             self._jobs.append((kind, job))
             if self.threaded:
                 self._ensure_thread()
@@ -196,6 +199,22 @@ class Learner:
                 self.steps += 1
                 return True
             return False
+
+
+class OneStep:
+    """A job whose whole work is one call, made by its first ``next()``, which also ends it."""
+
+    def __init__(self, work: Callable[[], None]):
+        self._work: Callable[[], None] | None = work
+
+    def __iter__(self) -> OneStep:
+        return self
+
+    def __next__(self) -> None:
+        work, self._work = self._work, None
+        if work is not None:
+            work()
+        raise StopIteration
 
 
 def lower_thread_priority(nice: int) -> None:

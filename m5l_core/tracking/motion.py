@@ -66,7 +66,7 @@ class MotionModel:
             return
         if self._after_gap() or self._flow_on_every_frame():
             self._points = reliable_points(self._previous_grey, self._grey, box, cfg.flow_grid,
-                                           cfg.flow_window, cfg.flow_levels)
+                                           cfg.flow_window, cfg.flow_levels, cfg.flow_window_fit)
 
     def _flow_on_every_frame(self) -> bool:
         """Whether the flow is used on every frame (the proposal with ``flow_every_frame``, or the

@@ -52,11 +52,13 @@ class FlowPropagator:
     """Thread-safe: the tracking thread reports :meth:`started` and :meth:`result`, the thread that
     drops pairs reports :meth:`dropped`, and any thread collects :meth:`predictions`."""
 
-    def __init__(self, grid: int = 10, window: int = 21, levels: int = 4, max_move: float = 4.0):
-        if grid < 2 or window < 3 or levels < 0 or max_move < 0:
-            raise ValueError(f"flow propagation needs grid >= 2, window >= 3, levels >= 0 and max_move >= 0; "
-                             f"got {grid}, {window}, {levels}, {max_move}")
+    def __init__(self, grid: int = 10, window: int = 21, levels: int = 4, max_move: float = 4.0,
+                 window_fit: float = 1.0):
+        if grid < 2 or window < 3 or levels < 0 or max_move < 0 or window_fit < 0:
+            raise ValueError(f"flow propagation needs grid >= 2, window >= 3, levels >= 0, max_move >= 0 and "
+                             f"window_fit >= 0; got {grid}, {window}, {levels}, {max_move}, {window_fit}")
         self.grid, self.window, self.levels, self.max_move = grid, window, levels, max_move
+        self.window_fit = window_fit
         self._lock = threading.Lock()
         self._in_flight: list[float] = []                            # tracked pairs awaiting results
         self._anchor: tuple[float, np.ndarray, np.ndarray | None] | None = None   # stamp, grey, box
@@ -64,12 +66,13 @@ class FlowPropagator:
 
     @classmethod
     def for_tracker(cls, tracker_config) -> FlowPropagator:
-        """With the flow settings (grid, window, levels, max move) of a ``TrackerConfig``'s search;
-        the defaults for a tracker without them (a classic tracker, a test's fake)."""
+        """With the flow settings (grid, window, its fit, levels, max move) of a ``TrackerConfig``'s
+        search; the defaults for a tracker without them (a classic tracker, a test's fake)."""
         search = getattr(tracker_config, "search", None)
         if not isinstance(search, SearchConfig):
             return cls()
-        return cls(search.flow_grid, search.flow_window, search.flow_levels, search.flow_max_move)
+        return cls(search.flow_grid, search.flow_window, search.flow_levels, search.flow_max_move,
+                   search.flow_window_fit)
 
     def started(self, stamp: float) -> None:
         """The tracker took the pair of ``stamp`` (seconds): pairs dropped after it wait for its result."""
@@ -129,7 +132,7 @@ class FlowPropagator:
         scale = min(1.0, FLOW_SIDE_PX / float(np.mean(box[2:])))
         before, after = (_scaled(image[y0:y1, x0:x1], scale) for image in (previous, current))
         local = (box - [x0, y0, 0, 0]) * scale
-        points = reliable_points(before, after, local, self.grid, self.window, self.levels)
+        points = reliable_points(before, after, local, self.grid, self.window, self.levels, self.window_fit)
         move = None if points is None else points_move(*points, local)
         if move is None:
             return None
