@@ -320,18 +320,25 @@ class M5LTracker:
         self.learner.submit("update", run.as_job())
 
     def _collect(self, feats, region: SearchRegion, box: np.ndarray) -> None:
-        """Pool this frame's update samples from the maps already computed (no second conv pass).
-        The boxes are drawn here; with a learner thread the pooling is its job, so the frame's
-        result does not wait for it (10-15 ms of a 70-110 ms frame in the node)."""
+        """Pool this frame's update samples from the maps already computed (no second conv pass)."""
         samples = self._update_samples(region, box)
         if samples is None:
             return
-        memories = (self._pos_memory, self._neg_memory)
+        n_pos, memories = len(samples[0]), (self._pos_memory, self._neg_memory)
+
+        def pool_and_store() -> None:
+            fused = self.network.pool(feats, region, np.concatenate(samples))[0]
+            with self.learner.exclusive():   # where the tracking thread reads the memories
+                memories[0].add(fused[:n_pos].to(self._store_dtype))
+                memories[1].add(fused[n_pos:].to(self._store_dtype))
+
         if self.learner.threaded:
-            self.learner.submit("collect", self._pooling_job(feats, region, samples, memories), replace=False)
-            return
-        self._store_samples(self.network.pool(feats, region, np.concatenate(samples))[0], len(samples[0]),
-                            memories)
+            # The learner pools (10-15 ms of a 70-110 ms frame in the node), so the result does not
+            # wait; each frame's samples are a job of their own. A job that runs after a new
+            # initialize fills this target's memories, no longer used.
+            self.learner.submit("collect", OneStep(pool_and_store), replace=False)
+        else:
+            pool_and_store()
 
     def _update_samples(self, region: SearchRegion, box: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Positive and negative boxes around ``box`` whose context lies in ``region``; None if
@@ -347,20 +354,6 @@ class M5LTracker:
             neg = np.concatenate([neg, self._inner_negatives(box, upd.n_inner_neg, upd.neg_iou_max)])
         pos = pos[region.contains(pos, tolerance=0.05)]
         return None if len(pos) == 0 or len(neg) == 0 else (pos, neg)
-
-    def _store_samples(self, fused: torch.Tensor, n_pos: int, memories) -> None:
-        memories[0].add(fused[:n_pos].to(self._store_dtype))
-        memories[1].add(fused[n_pos:].to(self._store_dtype))
-
-    def _pooling_job(self, feats, region: SearchRegion, samples, memories) -> OneStep:
-        """A learner job: pool ``samples`` and add them to ``memories`` (this target's: a job that
-        runs after a new initialize fills memories no longer used)."""
-        def pool_and_store() -> None:
-            fused = self.network.pool(feats, region, np.concatenate(samples))[0]
-            with self.learner.exclusive():
-                self._store_samples(fused, len(samples[0]), memories)
-
-        return OneStep(pool_and_store)
 
     def _inner_negatives(self, box: np.ndarray, n: int, iou_max: float) -> np.ndarray:
         """``n`` negatives inside ``box`` (sampling.inner_boxes), sides capped so IoU <= ``iou_max``."""
