@@ -201,20 +201,10 @@ class Learner:
             return False
 
 
-class OneStep:
-    """A job whose whole work is one call, made by its first ``next()``, which also ends it."""
-
-    def __init__(self, work: Callable[[], None]):
-        self._work: Callable[[], None] | None = work
-
-    def __iter__(self) -> OneStep:
-        return self
-
-    def __next__(self) -> None:
-        work, self._work = self._work, None
-        if work is not None:
-            work()
-        raise StopIteration
+def one_step(work: Callable[[], None]) -> Job:
+    """A job whose whole work is one call, made by its one step."""
+    work()
+    yield
 
 
 def lower_thread_priority(nice: int) -> None:

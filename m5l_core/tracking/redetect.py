@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from m5l_core.tracking.config import RedetectConfig
+from m5l_core.tracking.learner import one_step
 from m5l_core.tracking.search import SearchRegion
 
 if TYPE_CHECKING:
@@ -83,14 +84,13 @@ class Redetection:
         """A learner job (one step) scoring one tile with the learner's copy of the network."""
         t, trainer = self.tracker, self.tracker.trainer
 
-        def job():
+        def score_tile() -> None:
             proposal = self._best_in_tile(rgb, thermal, tile, region, trainer)
             with t.learner.exclusive():
                 if t.redetection is self:   # a job of an earlier target leaves no proposal
                     self._proposal, self._pending = proposal, False
-            yield
 
-        return job()
+        return one_step(score_tile)
 
 
 class TileSweep:

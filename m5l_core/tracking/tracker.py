@@ -42,7 +42,7 @@ from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.crop_sizes import CropSizes
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
-from m5l_core.tracking.learner import Learner, OneStep
+from m5l_core.tracking.learner import Learner, one_step
 from m5l_core.tracking.motion import MotionModel
 from m5l_core.tracking.network_pass import NetworkPass
 from m5l_core.tracking.online import (
@@ -336,7 +336,7 @@ class M5LTracker:
             # The learner pools (10-15 ms of a 70-110 ms frame in the node), so the result does not
             # wait; each frame's samples are a job of their own. A job that runs after a new
             # initialize fills this target's memories, no longer used.
-            self.learner.submit("collect", OneStep(pool_and_store), replace=False)
+            self.learner.submit("collect", one_step(pool_and_store), replace=False)
         else:
             pool_and_store()
 
