@@ -48,6 +48,20 @@ def test_shapes_of_every_stage():
     assert out.modality_weights.shape == (3, 2)
 
 
+def test_a_head_from_the_domains_scores_as_the_domain_heads_do_on_average():
+    model = make(num_domains=3).eval()
+    with torch.no_grad():
+        for i, head in enumerate(model.domain_heads):   # trained heads differ; fresh ones are all near zero
+            head.weight.normal_(std=1.0, generator=torch.Generator().manual_seed(i))
+            head.bias.fill_(float(i))
+    fused, _ = model.fuse(model.pool(model.features(*inputs()[:2]), inputs()[2]))
+    mean_logits = torch.stack([model.classify(fused, d) for d in range(3)]).mean(dim=0)
+    assert torch.allclose(model.classify(fused, model.new_head(from_domains=True)), mean_logits, atol=1e-5)
+    assert not torch.allclose(model.classify(fused, model.new_head()), mean_logits, atol=1e-2)
+    # without trained domain heads a fresh head is MDNet's random one
+    assert make(num_domains=0).new_head(from_domains=True).weight.std() < 0.05
+
+
 def test_conv3_size_matches_the_network():
     model = make(num_domains=0)
     for side in (75, 82, 83, 107, 120):

@@ -159,6 +159,22 @@ def test_fused_convs_switch_reaches_the_trunk_and_changes_no_box(sequence):
     np.testing.assert_allclose(boxes[True], boxes[False], atol=1e-3)
 
 
+def test_a_tracker_told_so_starts_its_fc6_from_the_domain_heads(sequence):
+    """``init.head_from_domains``: before any online step the new target's fc6 is the mean of the
+    checkpoint's domain heads; by default it is MDNet's random one."""
+    model, config = tiny_model()
+    with torch.no_grad():
+        model.domain_heads[0].weight.fill_(0.5)
+        model.domain_heads[0].bias.copy_(torch.tensor([-1.0, 1.0]))
+    no_learning = {"iterations": 0, "quick_iterations": 0}
+    for from_domains in (True, False):
+        tracker = M5LTracker(model, config, fast_config(init={**no_learning, "head_from_domains": from_domains}))
+        tracker.initialize(sequence.rgb[0], sequence.thermal[0], sequence.gt_rgb[0])
+        head = tracker.classifier.head
+        assert torch.allclose(head.weight, torch.full_like(head.weight, 0.5)) is from_domains
+        assert torch.equal(head.bias, torch.tensor([-1.0, 1.0])) is from_domains
+
+
 def test_mono16_thermal_of_another_size_is_registered(checkpoint):
     sequence = synthetic(n_frames=8, seed=5, thermal_bits=16)
     assert sequence.thermal[0].dtype == np.uint16

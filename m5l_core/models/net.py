@@ -82,9 +82,16 @@ class M5LNet(nn.Module):
         self._init_fc(head)
         return head
 
-    def new_head(self) -> nn.Linear:
-        """A fresh fc6 (fc_dim -> 2) on this model's device and dtype, for tracking a new target."""
-        return self._make_head().to(device=self.fc5.weight.device, dtype=self.fc5.weight.dtype)
+    def new_head(self, from_domains: bool = False) -> nn.Linear:
+        """A fresh fc6 (fc_dim -> 2) on this model's device and dtype, for tracking a new target:
+        MDNet's random one, or with ``from_domains`` the mean of the trained domain heads (random
+        when the model has none)."""
+        head = self._make_head().to(device=self.fc5.weight.device, dtype=self.fc5.weight.dtype)
+        if from_domains and self.num_domains:
+            with torch.no_grad():
+                head.weight.copy_(torch.stack([h.weight for h in self.domain_heads]).float().mean(dim=0))
+                head.bias.copy_(torch.stack([h.bias for h in self.domain_heads]).float().mean(dim=0))
+        return head
 
     def load_vgg_m(self, path) -> None:
         """Initialise conv1-3 of both streams from ``imagenet-vgg-m.mat`` (the same weights in both) or

@@ -122,6 +122,10 @@ class InitConfig:
     neg_scale: float = param(2.0, "negative sampler scale base", low=1.0, high=3.0)
     n_inner_neg: int = param(500, "extra negatives inside the target, smaller than it (sides: "
                                   "update.inner_scale); 0 = RT-MDNet's negatives only", low=0, high=50000)
+    head_from_domains: bool = param(False, "start the fresh fc6 from the mean of the checkpoint's trained "
+                                           "domain heads instead of MDNet's random one: the quick start "
+                                           "then scores high at once, look-alikes too (README, session 20: "
+                                           "no better on real_dev or in realtime, so off)")
     iterations: int = param(50, "SGD iterations of first-frame fine-tuning", low=0, high=1000)
     lr: float = param(1e-4, "learning rate of first-frame fine-tuning", low=0.0, high=1.0)
     quick_iterations: int = param(5, "quick start: iterations done inside initialize() on a subset of the "

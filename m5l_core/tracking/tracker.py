@@ -140,8 +140,8 @@ class M5LTracker:
         self.redetection = Redetection(self)
         try:
             with self._torch_rng.active():
-                self.classifier = OnlineClassifier(self.model, self.model.new_head(), self.config.optim,
-                                                   self._autocast)
+                head = self.model.new_head(self.config.init.head_from_domains)
+                self.classifier = OnlineClassifier(self.model, head, self.config.optim, self._autocast)
                 self._new_trainer()
                 FirstFrameFit(self).run(rgb, thermal, box)
                 self._update_optimizer = self.trainer.optimizer(self.config.update.lr)
