@@ -166,9 +166,9 @@ def test_a_tracker_told_so_starts_its_fc6_from_the_domain_heads(sequence):
     with torch.no_grad():
         model.domain_heads[0].weight.fill_(0.5)
         model.domain_heads[0].bias.copy_(torch.tensor([-1.0, 1.0]))
-    no_learning = {"iterations": 0, "quick_iterations": 0}
     for from_domains in (True, False):
-        tracker = M5LTracker(model, config, fast_config(init={**no_learning, "head_from_domains": from_domains}))
+        init = {"iterations": 0, "quick_iterations": 0, "head_from_domains": from_domains}   # no learning
+        tracker = M5LTracker(model, config, fast_config(init=init))
         tracker.initialize(sequence.rgb[0], sequence.thermal[0], sequence.gt_rgb[0])
         head = tracker.classifier.head
         assert torch.allclose(head.weight, torch.full_like(head.weight, 0.5)) is from_domains
