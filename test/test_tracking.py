@@ -19,6 +19,7 @@ from m5l_core.tracking import M5LTracker, TrackerConfig, TrackerError, TrackResu
 from m5l_core.tracking.config import OnlineOptimConfig
 from m5l_core.tracking.online import OnlineClassifier, drop_modalities
 from m5l_core.tracking.runtime import resolve_input_multiple
+from m5l_core.tracking.search import top_candidates
 
 # Few samples and iterations, larger steps and a small crop scale: the full procedure, only cheaper.
 FAST_SETTINGS = {
@@ -173,6 +174,20 @@ def test_a_tracker_told_so_starts_its_fc6_from_the_domain_heads(sequence):
         head = tracker.classifier.head
         assert torch.allclose(head.weight, torch.full_like(head.weight, 0.5)) is from_domains
         assert torch.equal(head.bias, torch.tensor([-1.0, 1.0])) is from_domains
+
+
+def test_the_top_k_can_be_kept_to_the_best_candidates_neighbourhood():
+    """Two look-alikes score high: the plain top-k mixes them (the mean box lies between them),
+    with ``top_k_overlap`` it keeps to the best candidate's neighbours."""
+    target = np.array([[100.0, 100, 30, 90], [102, 101, 30, 90], [99, 98, 31, 92]])
+    passer = np.array([[160.0, 100, 30, 90], [158, 102, 30, 90]])
+    candidates = np.concatenate([target, passer])
+    scores = torch.tensor([3.0, 1.0, 0.5, 2.0, 1.5])
+    plain = top_candidates(scores, candidates, k=3).tolist()
+    assert plain == [0, 3, 4]
+    near = top_candidates(scores, candidates, k=3, min_overlap=0.5).tolist()
+    assert near == [0, 1, 2]
+    assert abs(candidates[near].mean(axis=0)[0] - 100.3) < 0.1
 
 
 def test_mono16_thermal_of_another_size_is_registered(checkpoint):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from m5l_core.crops import boxes_to_rois, crop_region, crop_sides
+from m5l_core.geometry import overlap_ratio
 from m5l_core.models.backbones import BackboneGeometry
 from m5l_core.models.roi_align import align_rois_to_receptive_field
 
@@ -113,3 +114,17 @@ def region_within(region_at: Callable[[float], SearchRegion], target_size: float
 def crop_pair(rgb: np.ndarray, thermal: np.ndarray, region: SearchRegion) -> tuple[np.ndarray, np.ndarray]:
     """Both modalities resampled from the same region (mean-colour border, as in training)."""
     return crop_region(rgb, region.box, region.out_size), crop_region(thermal, region.box, region.out_size)
+
+
+def top_candidates(scores: torch.Tensor, candidates: np.ndarray, k: int,
+                   min_overlap: float = 0.0) -> torch.Tensor:
+    """Indices of the ``k`` best-scored candidates, best first; with ``min_overlap`` > 0 only among
+    those overlapping the best one by at least that IoU. The result box is their mean: where two
+    look-alikes both score high (a pedestrian passing the target), the plain top-k splits between
+    them and their mean lands between the two, on neither."""
+    if min_overlap <= 0:
+        return scores.topk(min(k, len(scores))).indices
+    order = scores.argsort(descending=True)
+    ranked = order.cpu().numpy()
+    near_best = overlap_ratio(candidates[ranked], candidates[ranked[0]]) >= min_overlap
+    return order[torch.as_tensor(np.flatnonzero(near_best)[:k], device=order.device)]

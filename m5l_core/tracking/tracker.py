@@ -60,7 +60,7 @@ from m5l_core.tracking.runtime import (
     resolve_device,
     resolve_precision,
 )
-from m5l_core.tracking.search import SearchRegion, hull_corners, region_around, region_within
+from m5l_core.tracking.search import SearchRegion, hull_corners, region_around, region_within, top_candidates
 
 RTMDNET_TARGET_SIZE = 107  # target side in crop pixels when neither config nor checkpoint gives one
 
@@ -258,7 +258,7 @@ class M5LTracker:
         with timer.stage("scoring"):
             fused, weights = self.network.pool(feats, region, candidates)
             scores = self.classifier.scores(fused)
-            top = scores.topk(min(cfg.search.top_k, len(scores))).indices
+            top = top_candidates(scores, candidates, cfg.search.top_k, cfg.search.top_k_overlap)
             score = float(scores[top].mean())
             top_np = top.cpu().numpy()
             search_box = candidates[top_np].mean(axis=0)
