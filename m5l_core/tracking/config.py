@@ -27,9 +27,10 @@ class SearchConfig:
     trans_expanded: float = param(1.4, "candidate centre spread after a failure (widened search)",
                                   low=0.0, high=5.0)
     top_k: int = param(5, "the result is the mean of the top-k scored candidates", low=1, high=64)
-    top_k_overlap: float = param(0.0, "the top-k only among candidates overlapping the best one by at least "
-                                      "this IoU, so two high-scoring look-alikes do not average to a box "
-                                      "between them; 0 = plain top-k (RT-MDNet)", low=0.0, high=1.0)
+    top_k_overlap: float = param(0.0, "the top-k only among candidates overlapping the best one by at "
+                                      "least this IoU, so two high-scoring look-alikes do not average to a "
+                                      "box between them; 0 = plain top-k (RT-MDNet; README, session 20: "
+                                      "0.5 mixed across the held-out sets, so off)", low=0.0, high=1.0)
     padding: float = param(1.2, "context around each box pooled by RoIAlign (RT-MDNet padding)",
                            low=1.0, high=3.0)
     target_size: int = param(0, "the target's side in crop pixels (crops are resized to this); 0 = the "
