@@ -112,32 +112,6 @@ def test_learner_runs_the_budget_per_frame_and_newer_updates_replace_pending_one
     assert blocking.run_frame(0.0) == 4 and blocking.pending == ()
 
 
-@pytest.mark.parametrize("mode", ["steps", "thread"])
-def test_turns_go_by_kind_so_many_kept_jobs_of_one_kind_do_not_starve_another(mode):
-    """Frames' sample pools are kept jobs (none replaces another); queued together they take one
-    turn between the first-frame fit's steps, not one turn each."""
-    log = []
-
-    def fit(steps):
-        for i in range(steps):
-            log.append(f"fit{i}")
-            yield
-
-    def pool(name):
-        log.append(name)
-        yield
-
-    learner = Learner(BudgetConfig(mode=mode, steps_per_frame=0, thread_duty=1.0))
-    with learner.exclusive():   # a learner thread waits to publish its first step until all are queued
-        learner.submit("init", fit(3))
-        for name in ("p0", "p1", "p2"):
-            learner.submit("collect", pool(name), replace=False)
-        learner.run_frame(0.0)
-    learner.run_all()
-    learner.stop()
-    assert log == ["fit0", "p0", "fit1", "p1", "fit2", "p2"]
-
-
 def test_budgeted_learning_is_deterministic_and_bounded_per_frame(clean):
     runs = []
     for _ in range(2):

@@ -39,10 +39,7 @@ Job = Iterator[None]
 
 class Learner:
     """Pending learning jobs, taking turns step by step (so a long first-frame remainder does not
-    hold back the updates); a job of a kind already queued is replaced (newer samples), unless it
-    is submitted to be kept, and then it waits behind the others of its kind. Turns go by kind:
-    after a step, every job of that kind goes to the back of the queue, so ten frames' pending
-    sample pools take one turn between the first-frame fit's, not ten."""
+    hold back the updates); a job of a kind already queued is replaced (newer samples)."""
 
     def __init__(self, config: BudgetConfig, publish: Callable[[], None] = lambda: None):
         self.config = config
@@ -54,8 +51,6 @@ class Learner:
         self._state = threading.RLock()           # what exclusive() holds
         self._queue = threading.Condition()       # guards the fields above and below
         self._running = False       # the learner thread is inside a step
-        self._replaced = False      # ... and a newer job of its kind replaced it meanwhile
-        self._running_kind: str | None = None
         self._generation = 0        # bumped by clear(): a step of a dropped job is not published
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -89,7 +84,6 @@ class Learner:
         with self._queue:
             if replace:
                 self._jobs = [(k, j) for k, j in self._jobs if k != kind]
-                self._replaced = self._replaced or kind == self._running_kind
             self._jobs.append((kind, job))
             if self.threaded:
                 self._ensure_thread()
@@ -161,7 +155,6 @@ class Learner:
                     return
                 kind, job = self._jobs.pop(0)
                 generation, self._running = self._generation, True
-                self._running_kind, self._replaced = kind, False
             finished, error = False, None
             started = time.perf_counter()
             try:
@@ -171,7 +164,7 @@ class Learner:
             except Exception as exc:   # handed to the tracking thread, which raises it
                 error = exc
             with self._state, self._queue:
-                self._running, self._running_kind = False, None
+                self._running = False
                 if generation == self._generation:
                     if error is not None:
                         self.error = error
@@ -179,7 +172,8 @@ class Learner:
                     else:
                         if not finished:
                             self.steps += 1
-                            self._end_turn(kind, None if self._replaced else job)
+                            if kind not in (k for k, _ in self._jobs):   # not replaced meanwhile
+                                self._jobs.append((kind, job))
                         self._publish()
                 self._queue.notify_all()
             job = None   # an unfinished dropped job must not keep its tracker alive while idle
@@ -196,23 +190,15 @@ class Learner:
         """One step of the job whose turn it is, on the calling thread; False when nothing is pending."""
         with self._queue:
             while self._jobs:
-                kind, job = self._jobs.pop(0)
                 try:
-                    next(job)
+                    next(self._jobs[0][1])
                 except StopIteration:
-                    continue   # a finished job takes no step: the turn goes to the next one
-                self._end_turn(kind, job)
+                    self._jobs.pop(0)
+                    continue
+                self._jobs.append(self._jobs.pop(0))
                 self.steps += 1
                 return True
             return False
-
-    def _end_turn(self, kind: str, job: Job | None) -> None:
-        """After a step of ``job`` (None: replaced meanwhile): it, then every other job of its
-        ``kind``, to the back of the queue (call holding ``_queue``). A job that finishes without
-        a step (its last ``next()``) passes the turn on instead."""
-        mine = [] if job is None else [(kind, job)]
-        others = [(k, j) for k, j in self._jobs if k != kind]
-        self._jobs = others + mine + [(k, j) for k, j in self._jobs if k == kind]
 
 
 def one_step(work: Callable[[], None]) -> Job:
