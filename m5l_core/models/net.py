@@ -86,6 +86,7 @@ class M5LNet(nn.Module):
         """A fresh fc6 (fc_dim -> 2) on this model's device and dtype, for tracking a new target:
         MDNet's random one, or with ``from_domains`` the mean of the trained domain heads (random
         when the model has none)."""
+        # drawn even when overwritten: the tracker's later random draws stay the same either way
         head = self._make_head().to(device=self.fc5.weight.device, dtype=self.fc5.weight.dtype)
         if from_domains and self.num_domains:
             with torch.no_grad():
