@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from m5l_core.atomic import atomic_write_text
+from m5l_core.cli_errors import run_cli
 from m5l_core.config import ConfigError, apply_overrides
 from m5l_core.datasets import DatasetError, load_benchmark
 from m5l_core.datasets.synthetic import (
@@ -167,13 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.sequences < 1 or args.frames < 2:
             raise ConfigError("--sequences must be at least 1 and --frames at least 2")
         return run_demo(args)
-    except (ConfigError, DatasetError, CheckpointError, ResultsError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+    return run_cli(body, (ConfigError, DatasetError, CheckpointError, ResultsError, OSError))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from m5l_core.cli_errors import RERUN_TO_CONTINUE, run_cli
 from m5l_core.config import ConfigError, apply_overrides, from_dict
 from m5l_core.datasets.mix import generate_mix
 from m5l_core.datasets.mix_config import MixConfig
@@ -59,28 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = apply_overrides(read_mix_config(args.config), args.set)
-        start = time.perf_counter()
-        paths = generate_mix(config, args.out, progress=not args.no_progress, workers=args.workers)
-        seconds = time.perf_counter() - start
-        if args.preview:
-            from m5l_core.datasets.mix_preview import write_contact_sheet
+def run(args: argparse.Namespace) -> int:
+    config = apply_overrides(read_mix_config(args.config), args.set)
+    start = time.perf_counter()
+    paths = generate_mix(config, args.out, progress=not args.no_progress, workers=args.workers)
+    seconds = time.perf_counter() - start
+    if args.preview:
+        from m5l_core.datasets.mix_preview import write_contact_sheet
 
-            write_contact_sheet(Path(args.out), Path(args.preview))
-    except (ConfigError, DatasetError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"error: {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished sequences are kept; rerun the same command to continue", file=sys.stderr)
-        return 130
+        write_contact_sheet(Path(args.out), Path(args.preview))
     print(f"{len(paths)} sequences in {args.out} ({seconds:.1f} s)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: run(args), (ConfigError, DatasetError, OSError), RERUN_TO_CONTINUE)
 
 
 if __name__ == "__main__":

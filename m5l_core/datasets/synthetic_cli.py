@@ -21,6 +21,7 @@ import sys
 
 import yaml
 
+from m5l_core.cli_errors import RERUN_TO_CONTINUE, run_cli
 from m5l_core.config import ConfigError, apply_overrides, from_dict
 from m5l_core.datasets.sequence import DatasetError
 from m5l_core.datasets.synthetic import CHALLENGES, LAYOUTS, SyntheticConfig, write_dataset
@@ -112,20 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 2:
         parser.error("--frames: a sequence needs at least 2 frames")
-    try:
-        config = _load_config(args)
-        paths = write_dataset(args.out, args.layout, args.sequences, args.frames, args.seed,
-                              challenges=_challenges(args.challenges), config=config,
-                              progress=not args.no_progress, workers=args.workers)
-    except (ConfigError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished sequences are kept; rerun the same command to continue", file=sys.stderr)
-        return 130
+    return run_cli(lambda: _write(args), (ConfigError, DatasetError, OSError), RERUN_TO_CONTINUE)
+
+
+def _write(args: argparse.Namespace) -> int:
+    paths = write_dataset(args.out, args.layout, args.sequences, args.frames, args.seed,
+                          challenges=_challenges(args.challenges), config=_load_config(args),
+                          progress=not args.no_progress, workers=args.workers)
     print(f"wrote {len(paths)} {args.layout} sequences to {args.out}")
     return 0
 

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from m5l_core.cli_errors import RESUME_FROM_CHECKPOINT, run_cli
 from m5l_core.config import ConfigError, from_dict
 from m5l_core.datasets.sequence import DatasetError
 from m5l_core.distill.config import DistillConfig, check_distill_config, load_distill_config
@@ -53,19 +54,16 @@ def config_from_args(args: argparse.Namespace) -> DistillConfig:
     return check_distill_config(config, "command line")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        summary = distill(config_from_args(args), Path(args.out), resume=args.resume)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: resume with --resume (the last checkpoint is intact)", file=sys.stderr)
-        return 130
+def run(args: argparse.Namespace) -> int:
+    summary = distill(config_from_args(args), Path(args.out), resume=args.resume)
     keys = ("steps", "steps_this_run", "steps_per_s", "device", "result")
     print(json.dumps({key: summary[key] for key in keys}))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: run(args), USER_ERRORS, RESUME_FROM_CHECKPOINT)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from m5l_core.atomic import atomic_write_text
+from m5l_core.cli_errors import run_cli
 from m5l_core.datasets import BENCHMARKS, SPLITS, DatasetError, load_benchmark
 from m5l_core.evaluation.metrics import ResultsError
 from m5l_core.evaluation.plots import plot_curves
@@ -89,26 +90,19 @@ def _write_outputs(args: argparse.Namespace, scores: dict[str, TrackerScore]) ->
             print(f"wrote {path}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     names = _tracker_names(args)
     sequences = load_benchmark(args.benchmark, args.dataset_root, args.split, names=args.sequences,
                                progress=True)
     scores = {name: _score_directory(args, sequences, directory, name)
               for name, directory in zip(names, args.results, strict=True)}
     _write_outputs(args, scores)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (DatasetError, ResultsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: run(args), (DatasetError, ResultsError, OSError))
 
 
 if __name__ == "__main__":

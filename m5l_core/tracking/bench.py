@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from m5l_core.cli_errors import run_cli
 from m5l_core.config import ConfigError, apply_overrides
 from m5l_core.losses import LossConfig
 from m5l_core.models import CheckpointError, M5LNet, ModelConfig, apply_ablation, load_checkpoint
@@ -191,19 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.frames <= args.warmup:
-            raise ConfigError(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
-        if args.background_threads < 0:
-            raise ConfigError(f"--background-threads must be 0 or more, got {args.background_threads}")
-        result = run_bench(args)
-        loaded = None
-        if args.background_threads:
-            with busy_process(args.background_threads):
-                loaded = run_bench(args)
-    except (ConfigError, CheckpointError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: bench_and_print(args), (ConfigError, CheckpointError, OSError))
+
+
+def bench_and_print(args: argparse.Namespace) -> int:
+    if args.frames <= args.warmup:
+        raise ConfigError(f"--frames ({args.frames}) must exceed --warmup ({args.warmup})")
+    if args.background_threads < 0:
+        raise ConfigError(f"--background-threads must be 0 or more, got {args.background_threads}")
+    result = run_bench(args)
+    loaded = None
+    if args.background_threads:
+        with busy_process(args.background_threads):
+            loaded = run_bench(args)
     if loaded is not None:
         share = loaded["m5l_fps"] / result["m5l_fps"] if result["m5l_fps"] else float("nan")
         result = {**result, "background_threads": args.background_threads, "loaded": loaded,

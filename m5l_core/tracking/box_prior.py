@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from m5l_core.cli_errors import run_cli
 from m5l_core.config import ConfigError
 from m5l_core.datasets import DatasetError, load_benchmark
 from m5l_core.datasets.frames import read_frame
@@ -114,17 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         report = learn_box_prior(args.checkpoint, args.data, args.out, args.alpha, args.frames, args.boxes,
                                  args.min_iou, args.validation, args.seed, args.device)
-    except (CheckpointError, ConfigError, DatasetError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"box prior from {report['boxes']} boxes (alpha {report['alpha']:g}) written into {args.out}")
-    if "error" in report:
-        print(f"held-out mean |offset error| dx, dy, dw, dh: {np.round(report['error'], 3).tolist()} "
-              f"(always the mean offset: {np.round(report['mean_offset_error'], 3).tolist()})")
-    return 0
+        print(f"box prior from {report['boxes']} boxes (alpha {report['alpha']:g}) written into {args.out}")
+        if "error" in report:
+            print(f"held-out mean |offset error| dx, dy, dw, dh: {np.round(report['error'], 3).tolist()} "
+                  f"(always the mean offset: {np.round(report['mean_offset_error'], 3).tolist()})")
+        return 0
+
+    return run_cli(body, (CheckpointError, ConfigError, DatasetError, OSError))
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ class SearchConfig:
     top_k: int = param(5, "the result is the mean of the top-k scored candidates", low=1, high=64)
     top_k_overlap: float = param(0.0, "the top-k only among candidates overlapping the best one by at "
                                       "least this IoU, so two high-scoring look-alikes do not average to a "
-                                      "box between them; 0 = plain top-k (RT-MDNet; README, session 20: "
-                                      "0.5 mixed across the held-out sets, so off)", low=0.0, high=1.0)
+                                      "box between them; 0 = plain top-k (RT-MDNet; docs/experiments.md, "
+                                      "session 20: 0.5 mixed across the held-out sets, so off)",
+                          low=0.0, high=1.0)
     padding: float = param(1.2, "context around each box pooled by RoIAlign (RT-MDNet padding)",
                            low=1.0, high=3.0)
     target_size: int = param(0, "the target's side in crop pixels (crops are resized to this); 0 = the "
@@ -128,8 +129,8 @@ class InitConfig:
                                   "update.inner_scale); 0 = RT-MDNet's negatives only", low=0, high=50000)
     head_from_domains: bool = param(False, "start the fresh fc6 from the mean of the checkpoint's trained "
                                            "domain heads instead of MDNet's random one: the quick start "
-                                           "then scores high at once, look-alikes too (README, session 20: "
-                                           "no better on real_dev or in realtime, so off)")
+                                           "then scores high at once, look-alikes too (docs/experiments.md, "
+                                           "session 20: no better on real_dev or in realtime, so off)")
     iterations: int = param(50, "SGD iterations of first-frame fine-tuning", low=0, high=1000)
     lr: float = param(1e-4, "learning rate of first-frame fine-tuning", low=0.0, high=1.0)
     quick_iterations: int = param(5, "quick start: iterations done inside initialize() on a subset of the "
@@ -208,7 +209,8 @@ class BoxRegressionConfig:
                                           "the checkpoint learnt offline on many objects (its box_prior; the "
                                           "bundled models carry one), the rest from the first-frame one; the "
                                           "centre stays the first frame's. 0 = first frame only (RT-MDNet); "
-                                          "0.5 measured in README (Box prior)", low=0.0, high=1.0)
+                                          "0.5 measured in docs/experiments.md (Box prior)",
+                                     low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)

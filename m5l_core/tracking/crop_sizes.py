@@ -12,7 +12,7 @@ bottom and right edges with the pixel mean (zero once the mean is subtracted, wh
 convolution's own padding adds), so no pixel, RoI or sample moves. A crop that fits none becomes
 a new size, its sides rounded up to ``SIDE_STEP`` pixels so that the next crops, a little larger
 or smaller, fit it too. (Growing the crop with more of the scene instead, a first version, lost a
-5 px wide target more often at realtime gaps; README, session 17.)
+5 px wide target more often at realtime gaps; docs/experiments.md, session 17.)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from m5l_core.cli_errors import run_cli
 from m5l_core.models import CheckpointError, load_checkpoint, save_checkpoint
 
 KEPT_EXTRA = ("train_config", "step", "domains")
@@ -36,13 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", type=Path, help="compact model to write")
     parser.add_argument("--note", default="", help="free text stored in the model (what it was trained on)")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         path = export_model(args.source, args.target, args.note)
-    except (CheckpointError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return 0
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
+
+    return run_cli(body, (CheckpointError, OSError))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import yaml
 
+from m5l_core.cli_errors import RERUN_TO_CONTINUE, run_cli
 from m5l_core.config import ConfigError, apply_overrides, from_dict, to_dict
 from m5l_core.datasets import BENCHMARKS, SPLITS, DatasetError, benchmark_sequence_names, load_benchmark
 from m5l_core.evaluation import ResultsError
@@ -154,15 +155,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ConfigError, DatasetError, CheckpointError, ResultsError, FrameError, TrackerError,
-            OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished sequences are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
+    return run_cli(lambda: run(args), (ConfigError, DatasetError, CheckpointError, ResultsError, FrameError,
+                                       TrackerError, OSError), RERUN_TO_CONTINUE)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from m5l_core.cli_errors import run_cli
 from m5l_core.config import ConfigError
 from m5l_core.datasets.sequence import DatasetError
 from m5l_core.models import M5LNet, apply_ablation
@@ -112,19 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.steps < 1 or args.warmup < 0:
             raise ConfigError("--steps must be >= 1 and --warmup >= 0")
         report = run_benchmark(load_train_config(args.config, args.set), args.device, args.steps, args.warmup)
-    except (ConfigError, DatasetError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"{key:>22}: {value}")
-    return 0
+        if args.json:
+            print(json.dumps(report))
+        else:
+            for key, value in report.items():
+                print(f"{key:>22}: {value}")
+        return 0
+
+    return run_cli(body, (ConfigError, DatasetError))
 
 
 if __name__ == "__main__":

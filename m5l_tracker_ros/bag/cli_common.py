@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from rosbags.rosbag2 import WriterError
 
+from m5l_core.cli_errors import run_cli
 from m5l_core.config import ConfigError
 from m5l_core.datasets import DatasetError
 from m5l_core.evaluation.metrics import ResultsError
@@ -53,11 +53,4 @@ def publish_run(out: Path | None, report: RunReport, boxes) -> None:
 
 def run_main(body: Callable[[], int]) -> int:
     """Run a CLI body; the project's errors become ``error: ...`` on stderr and exit status 2."""
-    try:
-        return body()
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_cli(body, USER_ERRORS)

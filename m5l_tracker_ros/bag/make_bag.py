@@ -22,6 +22,7 @@ import numpy as np
 from rosbags.rosbag2 import Writer, WriterError
 from tqdm import tqdm
 
+from m5l_core.cli_errors import run_cli
 from m5l_core.datasets import DatasetError, Sequence, load_sequence
 from m5l_core.datasets.frames import read_frame
 from m5l_core.evaluation.metrics import ResultsError
@@ -135,16 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = BagOptions(storage=args.storage, fps=args.fps, jitter_ms=args.jitter_ms, seed=args.seed)
-    try:
+
+    def body() -> int:
         sequence = load_sequence(args.sequence)
         bag = write_sequence_bag(sequence, args.out, options, progress=not args.quiet, overwrite=args.force)
-    except (BagError, DatasetError, ResultsError, WriterError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    rgb_gt, thermal_gt = conv.gt_paths(bag)
-    gt = f"{rgb_gt}" + (f" and {thermal_gt}" if thermal_gt.exists() else "")
-    print(f"wrote {bag} ({len(sequence)} frames, {args.storage}) and ground truth {gt}")
-    return 0
+        rgb_gt, thermal_gt = conv.gt_paths(bag)
+        gt = f"{rgb_gt}" + (f" and {thermal_gt}" if thermal_gt.exists() else "")
+        print(f"wrote {bag} ({len(sequence)} frames, {args.storage}) and ground truth {gt}")
+        return 0
+
+    return run_cli(body, (BagError, DatasetError, ResultsError, WriterError, OSError))
 
 
 if __name__ == "__main__":
