@@ -21,10 +21,11 @@ from test_tracking import fast_config, synthetic, tiny_model
 
 from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking import M5LTracker
+from m5l_core.tracking import tracker as tracker_module
 from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.config import BudgetConfig
 from m5l_core.tracking.learner import Learner
-from m5l_core.tracking.online import learner_copy, online_parameters
+from m5l_core.tracking.online import TrainingRun, learner_copy, online_parameters
 
 SIDE = 28
 GONE = (8, 20)   # frames without the target: [8, 20)
@@ -226,6 +227,39 @@ def test_with_a_learner_thread_a_frames_samples_are_pooled_by_the_learner_and_al
     confident = sum(r.success and r.score > t.config.search.success_threshold for r in results)
     assert confident > 0 and t._pos_memory.added == 1 + confident   # the first frame's, then each one's
     assert len(learner) >= confident
+
+
+def test_with_a_learner_thread_an_update_trains_on_the_samples_queued_before_it(clean, monkeypatch):
+    """A confident frame's samples wait in the learner's queue to be pooled; an update queued after
+    them takes its samples when it starts, so they are in it, as in the deterministic schedules."""
+    t = tracker(budget={"mode": "thread"}, init={"iterations": 2, "quick_iterations": 2},
+                search={"success_threshold": -100.0})   # every successful frame collects samples
+    t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+    t.finish_learning()
+    trained_on = []
+
+    class RecordingRun(TrainingRun):
+        def __init__(self, classifier, optimizer, pos, *args, **kwargs):
+            trained_on.append(len(pos))
+            super().__init__(classifier, optimizer, pos, *args, **kwargs)
+
+    monkeypatch.setattr(tracker_module, "TrainingRun", RecordingRun)
+    release = threading.Event()
+
+    def busy_learner():
+        release.wait(10.0)
+        yield
+
+    t.learner.submit("busy", busy_learner())
+    first_frame_positives = len(t._pos_memory.latest())
+    assert t.track(clean.rgb[1], clean.thermal[1]).success
+    assert "collect" in t.learner.pending           # the frame's samples are not pooled yet
+    t._queue_update(confident=False)                # what the next failed frame queues
+    release.set()
+    t.finish_learning()
+    assert len(t._pos_memory.latest()) > first_frame_positives
+    assert trained_on == [len(t._pos_memory.latest(t.config.update.short_term_frames))]
+    t.close()
 
 
 def test_the_learner_copy_owns_what_online_learning_changes_and_shares_the_rest():

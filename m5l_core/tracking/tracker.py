@@ -42,7 +42,8 @@ from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.crop_sizes import CropSizes
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
-from m5l_core.tracking.learner import Learner, one_step
+from m5l_core.tracking.learner import Job, Learner, one_step
+from m5l_core.tracking.memory import FrameMemory
 from m5l_core.tracking.motion import MotionModel
 from m5l_core.tracking.network_pass import NetworkPass
 from m5l_core.tracking.online import (
@@ -134,7 +135,8 @@ class M5LTracker:
         self._box, self._trans, self._frame, self._lost = box, self.config.search.trans, 0, 0
         self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0,
                          "updates_skipped": 0, "redetections": 0, "learning_steps": 0}
-        self._last_update: tuple[int, int] | None = None   # memory sizes when the last update was queued
+        self._frames_collected = 0   # frames whose update samples were taken (pooled or queued to pool)
+        self._last_update: int | None = None   # _frames_collected when the last update was queued
         self.motion.reset(box, stamp, rgb)
         self.crop_sizes.reset()
         self.redetection = Redetection(self)
@@ -302,22 +304,38 @@ class M5LTracker:
         upd = self.config.update
         if not self._pos_memory or not self._neg_memory:
             return
-        collected = (self._pos_memory.added, self._neg_memory.added)
+        collected = self._frames_collected
         if not confident:
             if upd.skip_unchanged and collected == self._last_update:
                 self.counters["updates_skipped"] += 1
                 return
-            pos = self._pos_memory.latest(upd.short_term_frames)
+            pos_frames = upd.short_term_frames
             self.counters["short_term_updates"] += 1
         elif self._frame % upd.long_term_interval == 0:
-            pos = self._pos_memory.latest()
+            pos_frames = None
             self.counters["long_term_updates"] += 1
         else:
             return
         self._last_update = collected
-        run = TrainingRun(self.trainer, self._update_optimizer, pos, self._neg_memory.latest(),
-                          upd.iterations, self._rng)
-        self.learner.submit("update", run.as_job())
+        memories = (self._pos_memory, self._neg_memory)
+        if not self.learner.threaded:
+            run = TrainingRun(self.trainer, self._update_optimizer, memories[0].latest(pos_frames),
+                              memories[1].latest(), upd.iterations, self._rng)
+            self.learner.submit("update", run.as_job())
+        else:
+            self.learner.submit("update", self._update_on_learner(
+                memories, pos_frames, (self.trainer, self._update_optimizer, self._learn_rng)))
+
+    def _update_on_learner(self, memories: tuple[FrameMemory, FrameMemory], pos_frames: int | None,
+                           learning) -> Job:
+        """An update as a learner-thread job that takes its samples when it starts, so the frames'
+        samples queued before it (pooled on the learner too) are in it, as they are in an update of
+        the deterministic schedules. ``learning``: (trainer, optimizer, rng) of this target, taken when
+        the job is made."""
+        trainer, optimizer, rng = learning
+        with self.learner.exclusive():   # where the pooling jobs add to the memories
+            pos, neg = memories[0].latest(pos_frames), memories[1].latest()
+        yield from TrainingRun(trainer, optimizer, pos, neg, self.config.update.iterations, rng).as_job()
 
     def _collect(self, feats, region: SearchRegion, box: np.ndarray) -> None:
         """Pool this frame's update samples from the maps already computed (no second conv pass)."""
@@ -325,6 +343,7 @@ class M5LTracker:
         if samples is None:
             return
         n_pos, memories = len(samples[0]), (self._pos_memory, self._neg_memory)
+        self._frames_collected += 1
 
         def pool_and_store() -> None:
             fused = self.network.pool(feats, region, np.concatenate(samples))[0]
