@@ -38,14 +38,19 @@ class Manager:
         self.change = driver.node.create_client(ChangeState, f"{NAMESPACE}/m5l_tracker/change_state")
         self.get = driver.node.create_client(GetState, f"{NAMESPACE}/m5l_tracker/get_state")
 
-    def _call(self, client, request, timeout: float = 90):
-        future = client.call_async(request)
-        assert wait_for(future.done, timeout), f"{client.srv_name}: no answer"
-        return future.result()
+    def _call(self, client, request, timeout: float = 90, attempts: int = 1):
+        for _ in range(attempts):
+            future = client.call_async(request)
+            if wait_for(future.done, timeout / attempts):
+                return future.result()
+        raise AssertionError(f"{client.srv_name}: no answer")
 
     def state(self) -> str:
         from lifecycle_msgs.srv import GetState
-        return self._call(self.get, GetState.Request()).current_state.label
+        # A reply can be lost while the server has not yet matched this client's reply reader (under
+        # load the node logs "failed to send response (timeout)"); asking for the state again is
+        # harmless, unlike repeating a transition.
+        return self._call(self.get, GetState.Request(), attempts=3).current_state.label
 
     def transition(self, transition_id: int) -> bool:
         from lifecycle_msgs.msg import Transition
