@@ -7,8 +7,8 @@ Per frame (one pass through the conv layers, everything else batched)::
     fc4/fc5/fc6 in one batch -> mean of the top-5 -> failure test (failure.py) -> box regression
     (on success) -> collect update samples from the same maps (on success; negatives include
     boxes inside the target, so that a part of it never outscores the whole) -> queue a short-term
-    update (on failure, when samples came since the last) or a long-term one (every 10 frames)
-    -> a few learning steps (learner.py)
+    update (on failure, when samples came since the last) or a long-term one (every 10 frames;
+    updates.py) -> a few learning steps (learner.py)
 
 Updates train fc4-fc6 on fused features cached in bounded memories, never the conv layers, and
 run within a per-frame budget of steps (``budget``), after the frame's result. The first frame
@@ -41,14 +41,12 @@ from m5l_core.tracking.bbreg import BoxPrior
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.crop_sizes import CropSizes
 from m5l_core.tracking.failure import ScoreReference
-from m5l_core.tracking.first_frame import SAMPLE_ASPECT, FirstFrameFit
-from m5l_core.tracking.learner import Job, Learner, one_step
-from m5l_core.tracking.memory import FrameMemory
+from m5l_core.tracking.first_frame import FirstFrameFit
+from m5l_core.tracking.learner import Learner
 from m5l_core.tracking.motion import MotionModel
 from m5l_core.tracking.network_pass import NetworkPass
 from m5l_core.tracking.online import (
     OnlineClassifier,
-    TrainingRun,
     learner_copy,
     online_parameters,
     weight_publisher,
@@ -62,6 +60,7 @@ from m5l_core.tracking.runtime import (
     resolve_precision,
 )
 from m5l_core.tracking.search import SearchRegion, hull_corners, region_around, region_within, top_candidates
+from m5l_core.tracking.updates import OnlineUpdates
 
 RTMDNET_TARGET_SIZE = 107  # target side in crop pixels when neither config nor checkpoint gives one
 
@@ -135,11 +134,10 @@ class M5LTracker:
         self._box, self._trans, self._frame, self._lost = box, self.config.search.trans, 0, 0
         self.counters = {"frames": 0, "failures": 0, "short_term_updates": 0, "long_term_updates": 0,
                          "updates_skipped": 0, "redetections": 0, "learning_steps": 0}
-        self._frames_collected = 0   # frames whose update samples were taken (pooled or queued to pool)
-        self._last_update: int | None = None   # _frames_collected when the last update was queued
         self.motion.reset(box, stamp, rgb)
         self.crop_sizes.reset()
         self.redetection = Redetection(self)
+        self.updates = OnlineUpdates(self)
         try:
             with self._torch_rng.active():
                 head = self.model.new_head(self.config.init.head_from_domains)
@@ -276,7 +274,7 @@ class M5LTracker:
                     search_box = box
         with timer.stage("collect"):
             if confident:
-                self._collect(feats, region, search_box)
+                self.updates.collect(feats, region, search_box)
         modality = weights[top].float().mean(dim=0).cpu().numpy()
         return {"box": np.asarray(box, dtype=np.float64), "search_box": search_box, "score": score,
                 "success": bool(success), "confident": confident,
@@ -296,83 +294,7 @@ class M5LTracker:
             self.redetection.stop()
         else:
             self._lost += 1
-        self._queue_update(result.pop("confident", success))
-
-    def _queue_update(self, confident: bool) -> None:
-        """Short-term update when the score is not above the threshold, long-term update every
-        ``long_term_interval`` frames (RT-MDNet)."""
-        upd = self.config.update
-        if not self._pos_memory or not self._neg_memory:
-            return
-        collected = self._frames_collected
-        if not confident:
-            if upd.skip_unchanged and collected == self._last_update:
-                self.counters["updates_skipped"] += 1
-                return
-            pos_frames = upd.short_term_frames
-            self.counters["short_term_updates"] += 1
-        elif self._frame % upd.long_term_interval == 0:
-            pos_frames = None
-            self.counters["long_term_updates"] += 1
-        else:
-            return
-        self._last_update = collected
-        memories = (self._pos_memory, self._neg_memory)
-        if not self.learner.threaded:
-            run = TrainingRun(self.trainer, self._update_optimizer, memories[0].latest(pos_frames),
-                              memories[1].latest(), upd.iterations, self._rng)
-            self.learner.submit("update", run.as_job())
-        else:
-            self.learner.submit("update", self._update_on_learner(
-                memories, pos_frames, (self.trainer, self._update_optimizer, self._learn_rng)))
-
-    def _update_on_learner(self, memories: tuple[FrameMemory, FrameMemory], pos_frames: int | None,
-                           learning) -> Job:
-        """An update as a learner-thread job that takes its samples when it starts, so the frames'
-        samples queued before it (pooled on the learner too) are in it, as they are in an update of
-        the deterministic schedules. ``learning``: (trainer, optimizer, rng) of this target, taken when
-        the job is made."""
-        trainer, optimizer, rng = learning
-        with self.learner.exclusive():   # where the pooling jobs add to the memories
-            pos, neg = memories[0].latest(pos_frames), memories[1].latest()
-        yield from TrainingRun(trainer, optimizer, pos, neg, self.config.update.iterations, rng).as_job()
-
-    def _collect(self, feats, region: SearchRegion, box: np.ndarray) -> None:
-        """Pool this frame's update samples from the maps already computed (no second conv pass)."""
-        samples = self._update_samples(region, box)
-        if samples is None:
-            return
-        n_pos, memories = len(samples[0]), (self._pos_memory, self._neg_memory)
-        self._frames_collected += 1
-
-        def pool_and_store() -> None:
-            fused = self.network.pool(feats, region, np.concatenate(samples))[0]
-            with self.learner.exclusive():   # where the tracking thread reads the memories
-                memories[0].add(fused[:n_pos].to(self._store_dtype))
-                memories[1].add(fused[n_pos:].to(self._store_dtype))
-
-        if self.learner.threaded:
-            # The learner pools (10-15 ms of a 70-110 ms frame in the node), so the result does not
-            # wait; each frame's samples are a job of their own. A job that runs after a new
-            # initialize fills this target's memories, no longer used.
-            self.learner.submit("collect", one_step(pool_and_store), replace=False)
-        else:
-            pool_and_store()
-
-    def _update_samples(self, region: SearchRegion, box: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Positive and negative boxes around ``box`` whose context lies in ``region``; None if
-        either kind has none."""
-        upd = self.config.update
-        pos = self._generator("gaussian", upd.pos_trans, upd.pos_scale).sample(
-            box, upd.n_pos, self._rng, (upd.pos_iou_min, 1.0))
-        # Negatives are drawn generously and only those inside the crop are kept (see search.py).
-        neg = self._generator("uniform", upd.neg_trans, upd.neg_scale, aspect=SAMPLE_ASPECT).sample(
-            box, 4 * upd.n_neg, self._rng, (0.0, upd.neg_iou_max))
-        neg = neg[region.contains(neg)][: upd.n_neg]
-        if upd.n_inner_neg:
-            neg = np.concatenate([neg, self._inner_negatives(box, upd.n_inner_neg, upd.neg_iou_max)])
-        pos = pos[region.contains(pos, tolerance=0.05)]
-        return None if len(pos) == 0 or len(neg) == 0 else (pos, neg)
+        self.updates.queue(result.pop("confident", success))
 
     def _inner_negatives(self, box: np.ndarray, n: int, iou_max: float) -> np.ndarray:
         """``n`` negatives inside ``box`` (sampling.inner_boxes), sides capped so IoU <= ``iou_max``."""
