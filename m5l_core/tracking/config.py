@@ -204,7 +204,10 @@ class BoxRegressionConfig:
     iou_min: float = param(0.6, "training boxes overlap the target at least this much", low=0.0, high=1.0)
     trans: float = param(0.3, "training box sampler spread (uniform)", low=0.0, high=5.0)
     scale: float = param(1.5, "training box sampler scale base", low=1.0, high=3.0)
-    alpha: float = param(1000.0, "ridge penalty", low=0.0, high=1e9)
+    alpha: float = param(30000.0, "ridge penalty. RT-MDNet's 1000 was set for VGG-M conv3; on the bundled "
+                                  "models' fused features 30000 keeps the first view from being overfitted "
+                                  "(README, 'The box regressor's penalty': SR up on every held-out set)",
+                         low=0.0, high=1e9)
     prior_size_weight: float = param(0.0, "share of the box's size (log offsets) taken from the regressor "
                                           "the checkpoint learnt offline on many objects (its box_prior; the "
                                           "bundled models carry one), the rest from the first-frame one; the "
