@@ -1,5 +1,6 @@
 """The box prior: a box regressor learnt offline on many objects, stored with its model, and the
-tracker's box size mixing it with the first-frame regressor's."""
+tracker's box size mixing it with the first-frame regressor's; and what the first-frame
+regressor's penalty may change (the reported box only)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,27 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
                  str(tmp_path / "out.pt"), "--device", "cpu"]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_the_regressed_box_is_only_reported_so_the_penalty_never_moves_the_search(tmp_path):
+    """The next frame searches around the unregressed top-k mean (RT-MDNet), so two penalties give
+    the same crops frame by frame and differ only in the boxes they report (README, "The box
+    regressor's penalty": one tracking run scores every penalty)."""
+    source = tmp_path / "tiny.pt"
+    write_tiny_checkpoint(source)
+    sequence = synthetic(n_frames=8)
+    crops, reported = {}, {}
+    for alpha in (1000.0, 30000.0):
+        tracker = load_tracker(source, fast_config(bbreg={"alpha": alpha}), device="cpu", seed=0)
+        tracker.initialize(sequence.rgb[0], sequence.thermal[0], sequence.gt_rgb[0])
+        crops[alpha], reported[alpha] = [], []
+        for index in range(1, len(sequence)):
+            result = tracker.track(sequence.rgb[index], sequence.thermal[index])
+            crops[alpha].append(tracker.last_region.box.copy())
+            reported[alpha].append(result.box if result.success else None)
+    np.testing.assert_array_equal(np.stack(crops[1000.0]), np.stack(crops[30000.0]))
+    regressed = [i for i, box in enumerate(reported[1000.0]) if box is not None]
+    assert regressed, "no successful frame: nothing was regressed"
+    assert all(reported[30000.0][i] is not None for i in regressed)
+    assert not np.allclose(np.stack([reported[1000.0][i] for i in regressed]),
+                           np.stack([reported[30000.0][i] for i in regressed]))
