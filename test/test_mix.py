@@ -7,6 +7,7 @@ polygons, aligned visible/infrared pairs), so nothing here needs the real data.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import cv2
@@ -154,6 +155,22 @@ def test_pasted_object_box_matches_its_mask(inputs):
     assert max(errors) <= 1.0 and errors.count(0.0) >= 0.8 * len(errors)
 
 
+def test_a_rolling_stretching_object_changes_its_box_shape_and_the_box_follows_its_mask(inputs):
+    def render(**shape) -> np.ndarray:
+        config = PasteConfig(sequences=1, object_roots=(str(inputs["photos"]),),
+                             background_dirs=(str(inputs["backgrounds"]),), frames=40, width=160, height=120,
+                             min_object_side=8, object_fraction=(0.5, 0.5), occluder_probability=0.0,
+                             scale_change=1.0, motion=CLEAN, **shape)
+        return PasteSource(config, seed=2).render(0, np.random.default_rng(6))
+
+    rigid, changing = render(), render(rotation_deg=60.0, aspect_change=1.8)
+    for frame, box in zip(changing.rgb, changing.boxes, strict=True):
+        assert _corner_error(_colour_box(frame, 2), box) <= 1.0
+    # The rigid object's box keeps its photo's aspect; the rolling, stretching one's does not.
+    log_aspect = [np.log(made.boxes[:, 2] / made.boxes[:, 3]) for made in (rigid, changing)]
+    assert np.std(log_aspect[0]) < 0.03 and np.std(log_aspect[1]) > 0.1
+
+
 def test_aligned_target_is_distinctive_in_both_modalities(inputs):
     rgb = cv2.cvtColor(cv2.imread(str(inputs["pairs"] / "visible" / "p.png")), cv2.COLOR_BGR2RGB)
     heat = cv2.imread(str(inputs["pairs"] / "infrared" / "p.png"), cv2.IMREAD_GRAYSCALE)
@@ -201,6 +218,15 @@ def test_interrupted_generation_resumes_and_other_settings_are_refused(inputs, t
     other = dataclasses.replace(config, paste=dataclasses.replace(config.paste, frames=6))
     with pytest.raises(DatasetError, match=r"mix\.sources\.paste\.frames: 4, now 6"):
         generate_mix(other, tmp_path / "mix", progress=False, workers=1)
+    # A folder made before a setting existed holds that setting's default, and only that.
+    manifest = tmp_path / "mix" / "mix.json"
+    made = json.loads(manifest.read_text())
+    del made["sources"]["paste"]["rotation_deg"]
+    manifest.write_text(json.dumps(made))
+    generate_mix(config, tmp_path / "mix", progress=False, workers=1)
+    rolled = dataclasses.replace(config, paste=dataclasses.replace(config.paste, rotation_deg=30.0))
+    with pytest.raises(DatasetError, match=r"mix\.sources\.paste\.rotation_deg: 0\.0, now 30\.0"):
+        generate_mix(rolled, tmp_path / "mix", progress=False, workers=1)
 
 
 def test_missing_or_unnamed_folders_are_clear_errors(inputs, tmp_path):

@@ -72,6 +72,13 @@ def _first_difference(found, expected, where: str = "mix") -> str | None:
     return None if found == expected else f"{where}: {found!r}, now {expected!r}"
 
 
+def _filled(found, defaults):
+    """``found`` with the keys it lacks taken from ``defaults``, at every depth."""
+    if not (isinstance(found, dict) and isinstance(defaults, dict)):
+        return found
+    return {**defaults, **{key: _filled(value, defaults.get(key)) for key, value in found.items()}}
+
+
 def check_folder(out: Path, config: MixConfig) -> None:
     """Write the manifest into a new folder, or check the one there; refuse foreign folders."""
     expected = manifest(config)
@@ -86,7 +93,9 @@ def check_folder(out: Path, config: MixConfig) -> None:
         found = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise DatasetError(f"{path}: unreadable ({err})") from None
-    difference = _first_difference(found, expected)
+    # A setting added after the folder was made is absent from its manifest; its default leaves the
+    # files as they were (a rule for every new setting), so the default is what the folder holds.
+    difference = _first_difference(_filled(found, manifest(MixConfig())), expected)
     if difference:
         raise DatasetError(f"{path}: this folder was made with other settings ({difference}); "
                            "use a new output folder or delete it")

@@ -114,6 +114,13 @@ class PasteConfig(SourceFrames):
     scale_change: float = param(1.5, "the object's size drifts within [1/s, s] of a base size drawn from "
                                      "object_fraction",
                                 low=1.0, high=4.0)
+    rotation_deg: float = param(0.0, "the object rolls within [-r, r] degrees of its photo's pose along "
+                                     "a smooth path, so its box changes shape (a diver, a gymnast); "
+                                     "0 = upright",
+                                low=0.0, high=180.0)
+    aspect_change: float = param(1.0, "the object's width/height drifts within [1/a, a] of its photo's, "
+                                      "area kept (a body turning or bending); 1 = rigid",
+                                 low=1.0, high=4.0)
     travel: float = param(0.8, "how far the object roams, as a fraction of the room to the frame edge",
                           low=0.0, high=1.0)
     occluder_probability: float = param(0.4, "share of sequences where a second pasted object crosses "

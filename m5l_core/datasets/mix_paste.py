@@ -1,8 +1,10 @@
 """``paste``: real objects cut out along their instance polygons, moving over real backgrounds.
 
 The camera drifts over a background photo (:func:`mix_camera.pan_over`); the target, cut out
-with its polygon, roams the frame along a smooth path while its size drifts; in some sequences
-a second cut-out object crosses in front of it (partial occlusion). The ground truth is the box
+with its polygon, roams the frame along a smooth path while its size drifts (and, where
+configured, it rolls and its width/height ratio drifts, so its box changes shape as a diver's or
+a turning pedestrian's does); in some sequences a second cut-out object crosses in front of it
+(partial occlusion). The ground truth is the box
 of the target's own warped mask (alpha >= 0.5), so it is exact; under occlusion it keeps the
 whole object's extent, as the benchmarks annotate occluded targets.
 """
@@ -16,7 +18,7 @@ import cv2
 import numpy as np
 
 from m5l_core.datasets.image_folders import list_images
-from m5l_core.datasets.mix_camera import affine, pan_over, shrink_for, smooth_path, warp
+from m5l_core.datasets.mix_camera import affine, pan_over, rotated_extent, shrink_for, smooth_path, warp
 from m5l_core.datasets.mix_config import PasteConfig
 from m5l_core.datasets.mix_inputs import BoxedObject, annotated_objects, gather, read_rgb, usable
 from m5l_core.datasets.mix_look import draw_look, scene_velocity
@@ -53,11 +55,28 @@ def cut_out(item: BoxedObject) -> Sprite:
     return Sprite(patch, mask.astype(np.float32) / 255.0)
 
 
-def place(sprite: Sprite, centre: np.ndarray, side: float) -> np.ndarray:
-    """Matrix putting the sprite's centre at ``centre`` (output pixel centres) with longer side ``side``."""
+@dataclass(frozen=True)
+class TargetPath:
+    """Per frame: the target's longer side (px, before stretching), centre (pixel-centre
+    coordinates), roll (radians) and width/height stretch (area kept)."""
+
+    sides: np.ndarray
+    centres: np.ndarray
+    angles: np.ndarray
+    stretches: np.ndarray
+
+
+def place(sprite: Sprite, centre: np.ndarray, side: float, angle: float = 0.0,
+          stretch: float = 1.0) -> np.ndarray:
+    """Matrix putting the sprite's centre at ``centre`` (output pixel centres) with longer side
+    ``side``, its width times and its height over ``sqrt(stretch)``, rolled by ``angle``."""
     height, width = sprite.rgb.shape[:2]
     anchor = np.array([width, height]) / 2.0 - 0.5
-    return affine(anchor, sprite.longer_side / side, 0.0, centre)
+    upright = affine(anchor, sprite.longer_side / side, angle, centre)
+    if stretch == 1.0:
+        return upright
+    linear = upright[:, :2] @ np.diag([np.sqrt(stretch), 1.0 / np.sqrt(stretch)])
+    return np.concatenate([linear, (centre - linear @ anchor)[:, None]], axis=1)
 
 
 def paste(frame: np.ndarray, sprite: Sprite, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,18 +98,24 @@ def mask_box(alpha: np.ndarray) -> np.ndarray:
                     dtype=float)
 
 
-def target_path(config: PasteConfig, aspect: float,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: the target's longer side (px) and centre (pixel-centre coordinates), inside the frame."""
+def target_path(config: PasteConfig, aspect: float, rng: np.random.Generator) -> TargetPath:
+    """The target's pose in every frame, its box inside the frame."""
     out = np.array([config.width, config.height], dtype=float)
-    n = config.frames
+    n, knots = config.frames, config.motion.knot_frames
     base = rng.uniform(*config.object_fraction) * out.min()
-    sides = base * config.scale_change ** smooth_path(rng, n, config.motion.knot_frames)
-    roam = np.stack([smooth_path(rng, n, config.motion.knot_frames) for _ in range(2)], axis=1)
-    extent = np.stack([sides * aspect / max(aspect, 1.0), sides / max(aspect, 1.0)], axis=1)
+    sides = base * config.scale_change ** smooth_path(rng, n, knots)
+    roam = np.stack([smooth_path(rng, n, knots) for _ in range(2)], axis=1)
+    # Drawn only when on, so that a mix without them is the same, file for file, as before they existed.
+    angles = (np.deg2rad(config.rotation_deg) * smooth_path(rng, n, knots) if config.rotation_deg > 0
+              else np.zeros(n))
+    stretches = (config.aspect_change ** smooth_path(rng, n, knots) if config.aspect_change > 1.0
+                 else np.ones(n))
+    width = sides * aspect / max(aspect, 1.0) * np.sqrt(stretches)
+    height = sides / max(aspect, 1.0) / np.sqrt(stretches)
+    extent = np.stack(rotated_extent(width, height, angles), axis=1)
     room = np.maximum(0.0, (out - extent) / 2.0)
     centres = out / 2.0 - 0.5 + roam * room * config.travel
-    return sides, centres
+    return TargetPath(sides, centres, angles, stretches)
 
 
 def crossing(centres: np.ndarray, sides: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
@@ -129,22 +154,23 @@ class PasteSource:
                             config.motion, rng)
         look = draw_look(config.motion, config.thermal, config.frames, rng)
         target = cut_out(item)
-        sides, centres = target_path(config, item.box[2] / item.box[3], rng)
+        path = target_path(config, item.box[2] / item.box[3], rng)
+        sides = path.sides
         occluder, occluder_path, occluder_scale = None, None, 0.0
         if rng.random() < config.occluder_probability:
             other = self.objects[int(rng.integers(len(self.objects)))]
             occluder, occluder_scale = cut_out(other), float(rng.uniform(*config.occluder_scale))
-            occluder_path = crossing(centres, sides, occluder_scale, rng)
+            occluder_path = crossing(path.centres, sides, occluder_scale, rng)
         small, small_matrices = shrink_for(background, matrices)
         rgb_frames, thermal_frames, boxes = [], [], []
         for t in range(config.frames):
-            frame, alpha = paste(warp(small, small_matrices[t], out_size), target,
-                                 place(target, centres[t], sides[t]))
+            pose = place(target, path.centres[t], sides[t], path.angles[t], path.stretches[t])
+            frame, alpha = paste(warp(small, small_matrices[t], out_size), target, pose)
             boxes.append(mask_box(alpha))
             if occluder is not None:
                 spot = place(occluder, occluder_path[t], sides[t] * occluder_scale)
                 frame, _ = paste(frame, occluder, spot)
-            frame, heat = look.finish(t, frame, None, scene_velocity(matrices, t, centres[t]), rng)
+            frame, heat = look.finish(t, frame, None, scene_velocity(matrices, t, path.centres[t]), rng)
             rgb_frames.append(frame)
             thermal_frames.append(heat)
         info = {"object": str(item.image), "background": str(background_path),
