@@ -35,13 +35,16 @@ def smooth_path(rng: np.random.Generator, n_frames: int, knot_frames: int) -> np
     return sum(basis[k] * knots[index + k] for k in range(4))
 
 
-def affine(anchor: np.ndarray, scale: float, angle: float, target: np.ndarray) -> np.ndarray:
+def affine(anchor: np.ndarray, scale: float, angle: float, target: np.ndarray,
+           stretch: float = 1.0) -> np.ndarray:
     """``2x3`` matrix taking source point ``anchor`` to output point ``target``.
 
-    ``scale`` is source pixels per output pixel, ``angle`` the camera roll in radians.
+    ``scale`` is source pixels per output pixel, ``angle`` the roll in radians; ``stretch``
+    widens the source by ``sqrt(stretch)`` and narrows its height alike (area kept) before the roll.
     """
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-    linear = np.array([[cos, -sin], [sin, cos]])
+    wide = np.sqrt(stretch)    # exactly 1.0 when unstretched, so those matrices are bit-identical
+    linear = np.array([[cos * wide, -sin / wide], [sin * wide, cos / wide]])
     return np.concatenate([linear, (target - linear @ anchor)[:, None]], axis=1)
 
 

@@ -72,11 +72,7 @@ def place(sprite: Sprite, centre: np.ndarray, side: float, angle: float = 0.0,
     ``side``, its width times and its height over ``sqrt(stretch)``, rolled by ``angle``."""
     height, width = sprite.rgb.shape[:2]
     anchor = np.array([width, height]) / 2.0 - 0.5
-    upright = affine(anchor, sprite.longer_side / side, angle, centre)
-    if stretch == 1.0:
-        return upright
-    linear = upright[:, :2] @ np.diag([np.sqrt(stretch), 1.0 / np.sqrt(stretch)])
-    return np.concatenate([linear, (centre - linear @ anchor)[:, None]], axis=1)
+    return affine(anchor, sprite.longer_side / side, angle, centre, stretch)
 
 
 def paste(frame: np.ndarray, sprite: Sprite, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
