@@ -373,36 +373,3 @@ def test_search_crop_stretches_a_thin_target_as_far_as_crop_stretch_says(checkpo
     np.testing.assert_allclose(target_in_crop[1] / target_in_crop[0], 9.0 ** (1.0 - stretch), rtol=0.05)
     np.testing.assert_allclose(np.sqrt(np.prod(target_in_crop)), tracker.target_size, rtol=0.05)
 
-
-def test_export_writes_a_compact_model_that_tracks(tmp_path, checkpoint, sequence):
-    from m5l_core.models import load_checkpoint
-    from m5l_core.tracking.export import main as export_main
-
-    compact = tmp_path / "compact.pt"
-    assert export_main([str(checkpoint), str(compact), "--note", "tiny test model"]) == 0
-    assert compact.stat().st_size < 0.6 * checkpoint.stat().st_size   # float16 weights
-    _, _, extra = load_checkpoint(compact)
-    assert extra["note"] == "tiny test model"
-    results = run(load_tracker(compact, fast_config(), device="cpu"), sequence, frames=2)
-    assert np.all(np.isfinite(results[-1].box))
-
-
-def test_export_averages_runs_of_one_model(tmp_path, checkpoint):
-    from m5l_core.models import load_checkpoint
-    from m5l_core.tracking.export import main as export_main
-
-    first, _, _ = load_checkpoint(checkpoint)
-    second, config = tiny_model(seed=1)
-    save_checkpoint(tmp_path / "second.pt", second, config)
-    soup = tmp_path / "soup.pt"
-    assert export_main([str(checkpoint), str(soup), "--average-with", str(tmp_path / "second.pt")]) == 0
-    averaged, _, extra = load_checkpoint(soup)
-    expected = (first.fc4.weight + second.fc4.weight) / 2
-    torch.testing.assert_close(averaged.fc4.weight, expected, atol=1e-3, rtol=1e-2)   # stored as float16
-    assert extra["averaged_with"] == ["second.pt"]
-
-    other = M5LNet(from_dict(ModelConfig, {**TINY_MODEL, "fc_dim": 32}), 1)
-    save_checkpoint(tmp_path / "other.pt", other, other.config)
-    with pytest.raises(CheckpointError, match="other.pt: cannot be averaged"):
-        from m5l_core.tracking.export import export_model
-        export_model(checkpoint, tmp_path / "bad.pt", average_with=(tmp_path / "other.pt",))
