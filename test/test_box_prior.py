@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_tracking import fast_config, run, synthetic, write_tiny_checkpoint
+from test_tracking import fast_config, run, synthetic, write_sequences, write_tiny_checkpoint
 
-from m5l_core.datasets.synthetic import SyntheticConfig, generate_sequence
 from m5l_core.models import load_checkpoint
 from m5l_core.tracking import load_tracker
 from m5l_core.tracking.bbreg import BoxPrior, BoxRegressor, offsets
@@ -48,12 +47,7 @@ def test_the_prior_moves_the_size_by_its_weight_and_leaves_the_centre_to_the_fir
 
 @pytest.fixture(scope="module")
 def sequences(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prior_data")
-    for index in range(3):
-        generate_sequence(SyntheticConfig(width=160, height=120, n_frames=4), seed=index, challenges=(),
-                          out_dir=root, name=f"seq{index}", layout="rgbt234", keep_frames=False, workers=1)
-    (root / "list.txt").write_text("seq0\nseq1\nseq2\n")
-    return root
+    return write_sequences(tmp_path_factory.mktemp("prior_data"), count=3, n_frames=4)
 
 
 def test_the_tool_writes_the_model_with_its_prior_and_the_tracker_uses_it(sequences, tmp_path, capsys):

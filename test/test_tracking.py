@@ -55,6 +55,17 @@ def synthetic(n_frames: int = 16, seed: int = 3, width: int = 320, height: int =
     return generate_sequence(config, seed=seed, challenges=challenges)
 
 
+def write_sequences(root, count: int, n_frames: int):
+    """``count`` small clean synthetic sequences in the RGBT234 layout under ``root`` (with list.txt)."""
+    names = [f"seq{index}" for index in range(count)]
+    for index, name in enumerate(names):
+        config = SyntheticConfig(width=160, height=120, n_frames=n_frames)
+        generate_sequence(config, seed=index, challenges=(), out_dir=root, name=name, layout="rgbt234",
+                          keep_frames=False, workers=1)
+    (root / "list.txt").write_text("".join(f"{name}\n" for name in names))
+    return root
+
+
 def run(tracker, sequence, thermal=None, frames: int | None = None) -> list[TrackResult]:
     """Initialise on frame 0 and track the next ``frames`` frames (all by default)."""
     thermal = sequence.thermal if thermal is None else thermal

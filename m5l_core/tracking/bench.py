@@ -30,6 +30,7 @@ from m5l_core.models import CheckpointError, M5LNet, ModelConfig, apply_ablation
 from m5l_core.tracking.bbreg import BoxPrior
 from m5l_core.tracking.bench_load import busy_process
 from m5l_core.tracking.bench_report import PAPER_FPS, TARGET_FPS, TARGET_RATIO, conv_gflop, explain
+from m5l_core.tracking.box_head import BoxHead
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.loading import checkpoint_path, config_for_checkpoint, default_model_path
 from m5l_core.tracking.runtime import resolve_device
@@ -106,15 +107,18 @@ def run_bench(args: argparse.Namespace) -> dict:
     overrides = [*args.overrides, *([f"runtime.threads={args.threads}"] if args.threads else [])]
     config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), extra)
     sequence = bench_sequence(args.frames, args.seed)
-    # the baseline's features are another network's (no fusion): the M5L model's box prior is not for them
-    trackers = {"m5l": M5LTracker(m5l_net, None, config, device, args.seed, BoxPrior.from_extra(extra)),
-                "baseline": M5LTracker(baseline_net, None, config, device, args.seed)}
+    # the baseline's fused features are another network's: the M5L model's box prior is not for them; its
+    # conv maps are the M5L model's (shared trunk), so both carry the same box head and the ratio times fusion
+    head = BoxHead.from_extra(extra, device)
+    trackers = {"m5l": M5LTracker(m5l_net, None, config, device, args.seed, BoxPrior.from_extra(extra), head),
+                "baseline": M5LTracker(baseline_net, None, config, device, args.seed, box_head=head)}
     if args.compare is not None:
         # Another model (e.g. a previous default) timed in the same alternation, at its own scale.
         compare_net, _, compare_extra = load_checkpoint(checkpoint_path(args.compare), device)
         compare_config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), compare_extra)
         trackers["compare"] = M5LTracker(compare_net, None, compare_config, device, args.seed,
-                                         BoxPrior.from_extra(compare_extra))
+                                         BoxPrior.from_extra(compare_extra),
+                                         BoxHead.from_extra(compare_extra, device))
     timings = {name: Timing(name) for name in trackers}
     for name, tracker in trackers.items():
         start = time.perf_counter()

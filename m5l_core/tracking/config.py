@@ -214,6 +214,12 @@ class BoxRegressionConfig:
                                           "centre stays the first frame's. 0 = first frame only (RT-MDNet); "
                                           "0.5 measured in docs/experiments.md (Box prior)",
                                      low=0.0, high=1.0)
+    head_weight: float = param(0.5, "how far the reported box's size moves (log space) to the box head's "
+                                    "reading, less the head's first-frame bias (a dense head learnt offline "
+                                    "on the frozen conv maps, m5l_core/tracking/box_head.py; the default "
+                                    "model carries one); the centre stays the tracker's. 0 = off (MDNet's "
+                                    "box); a checkpoint without a head ignores it",
+                               low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class FirstFrameFit:
         else:
             near, quick_pos, quick_neg = region, np.arange(len(pos)), np.arange(len(neg))
         feats = t.network.frame_features(rgb, thermal, near)
+        t.box_refiner.start(feats, near, box)
         first = t.network.pool_chunked(feats, near, np.concatenate([pos[quick_pos], neg[quick_neg]]))
         pos_f, neg_f = first[:len(quick_pos)], first[len(quick_pos):]
         if len(neg_f) == 0:

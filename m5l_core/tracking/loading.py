@@ -14,6 +14,7 @@ from pathlib import Path
 
 from m5l_core.models import CheckpointError, load_checkpoint
 from m5l_core.tracking.bbreg import BoxPrior
+from m5l_core.tracking.box_head import BoxHead
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.runtime import resolve_device
 from m5l_core.tracking.tracker import M5LTracker
@@ -56,7 +57,7 @@ def load_tracker(checkpoint: str | os.PathLike | None = None, config: TrackerCon
     resolved = resolve_device(device)
     model, model_config, extra = load_checkpoint(checkpoint, device=resolved)
     return M5LTracker(model, model_config, config_for_checkpoint(config, extra), resolved, seed,
-                      box_prior=BoxPrior.from_extra(extra))
+                      box_prior=BoxPrior.from_extra(extra), box_head=BoxHead.from_extra(extra, resolved))
 
 
 def config_for_checkpoint(config: TrackerConfig | None, extra: dict) -> TrackerConfig:

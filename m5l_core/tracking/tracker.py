@@ -5,8 +5,9 @@ Per frame (one pass through the conv layers, everything else batched)::
     prepare_pair -> 256 Gaussian candidates around the last box -> ONE crop of their hull, both
     modalities -> model.features once -> model.pool for all candidates -> model.fuse ->
     fc4/fc5/fc6 in one batch -> mean of the top-5 -> failure test (failure.py) -> box regression
-    (on success) -> collect update samples from the same maps (on success; negatives include
-    boxes inside the target, so that a part of it never outscores the whole) -> queue a short-term
+    (on success) -> the box head's size for the reported box (box_head.py) -> collect update
+    samples from the same maps (on success; negatives include boxes inside the target, so that a
+    part of it never outscores the whole) -> queue a short-term
     update (on failure, when samples came since the last) or a long-term one (every 10 frames;
     updates.py) -> a few learning steps (learner.py)
 
@@ -38,6 +39,7 @@ from m5l_core.preprocess import prepare_pair
 from m5l_core.sampling import SampleGenerator, inner_boxes
 from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
 from m5l_core.tracking.bbreg import BoxPrior
+from m5l_core.tracking.box_head import BoxHead, BoxRefiner
 from m5l_core.tracking.config import TrackerConfig
 from m5l_core.tracking.crop_sizes import CropSizes
 from m5l_core.tracking.failure import ScoreReference
@@ -69,7 +71,8 @@ class M5LTracker:
     """Implements :class:`m5l_core.tracking.api.RGBTTracker` with an M5L (or baseline) network."""
 
     def __init__(self, model: torch.nn.Module, model_config=None, config: TrackerConfig | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0, box_prior: BoxPrior | None = None):
+                 device: str | torch.device = "cpu", seed: int = 0, box_prior: BoxPrior | None = None,
+                 box_head: BoxHead | None = None):
         self.config = config if config is not None else TrackerConfig()
         self.model_config = model_config
         self.device = resolve_device(device)
@@ -84,6 +87,7 @@ class M5LTracker:
         self.network = NetworkPass(self.model, self.device, runtime, self._autocast)
         self.model.to(memory_format=self.network.memory_format)
         self.box_prior = None if box_prior is None else box_prior.to(self.device)
+        self.box_head = None if box_head is None else box_head.to(self.device).eval()
         self._store_dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         # fc4/fc5 change online (nothing else does): every sequence starts again from the loaded ones.
         self._initial_online = [p.detach().clone() for p in online_parameters(self.model)]
@@ -138,6 +142,8 @@ class M5LTracker:
         self.crop_sizes.reset()
         self.redetection = Redetection(self)
         self.updates = OnlineUpdates(self)
+        self.box_refiner = BoxRefiner(self.box_head, self.config.bbreg.head_weight,
+                                      self.model.geometry.spatial_scale)
         try:
             with self._torch_rng.active():
                 head = self.model.new_head(self.config.init.head_from_domains)
@@ -272,6 +278,7 @@ class M5LTracker:
                 box = self._regressor.predict(fused[top], candidates[top_np]).mean(axis=0)
                 if cfg.search.search_from_regressed:
                     search_box = box
+            box = self.box_refiner.refine(feats, region, np.asarray(box, dtype=np.float64))
         with timer.stage("collect"):
             if confident:
                 self.updates.collect(feats, region, search_box)
