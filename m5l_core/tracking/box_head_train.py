@@ -8,9 +8,10 @@ Samples are the tracker's own crops: for every ``--every``-th frame of each sequ
 box jittered as a tracker errs (centre, size and aspect), its conv maps, and the true box in map
 cells; the first frame gives the sequence's template. The head (m5l_core/tracking/box_head.py)
 then learns, on the frozen maps, which cells lie in the target's central half (binary
-cross-entropy) and the distances from those cells to the true box's edges (GIoU loss). The last
-``--validation`` share of sequences is held out, and the mean IoU there of the jittered boxes,
-of the head's size at their centres and of the head's whole box is printed and stored.
+cross-entropy) and the distances from those cells to the true box's edges (GIoU loss). A random
+``--validation`` share of the sequences is held out, and the mean IoU there of the jittered boxes,
+of the head's size at their centres and of the head's whole box is printed. The checkpoint is
+written atomically at the end (about 13 minutes of two CPU cores for the default model's recipe).
 """
 
 from __future__ import annotations
