@@ -109,7 +109,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     sequence = bench_sequence(args.frames, args.seed)
     # the baseline's fused features are another network's: the M5L model's box prior is not for them; its
     # conv maps are the M5L model's (shared trunk), so both carry the same box head and the ratio times fusion
-    head = BoxHead.from_extra(extra, device)
+    head = BoxHead.from_extra(extra)
     trackers = {"m5l": M5LTracker(m5l_net, None, config, device, args.seed, BoxPrior.from_extra(extra), head),
                 "baseline": M5LTracker(baseline_net, None, config, device, args.seed, box_head=head)}
     if args.compare is not None:
@@ -118,7 +118,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         compare_config = config_for_checkpoint(apply_overrides(TrackerConfig(), overrides), compare_extra)
         trackers["compare"] = M5LTracker(compare_net, None, compare_config, device, args.seed,
                                          BoxPrior.from_extra(compare_extra),
-                                         BoxHead.from_extra(compare_extra, device))
+                                         BoxHead.from_extra(compare_extra))
     timings = {name: Timing(name) for name in trackers}
     for name, tracker in trackers.items():
         start = time.perf_counter()

@@ -42,7 +42,6 @@ from m5l_core.tracking.box_head import (
     template_of,
 )
 from m5l_core.tracking.loading import checkpoint_path, load_tracker
-from m5l_core.tracking.search import hull_corners
 from m5l_core.tracking.tracker import M5LTracker
 
 MIN_SIDE = 4.0          # true boxes thinner than this (pixels) are skipped
@@ -87,8 +86,7 @@ def jittered_box(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def frame_maps(tracker: M5LTracker, rgb, thermal, around: np.ndarray) -> tuple[torch.Tensor, MapGeometry]:
     """The maps of the crop an ordinary frame tracked at ``around`` takes (tracker state untouched)."""
     rgb, thermal = prepare_pair(rgb, thermal, tracker.config.preprocess)
-    search = tracker.config.search
-    region = tracker._region(hull_corners(around, search.trans, search.scale), target_wh=around[2:])
+    region = tracker._ordinary_region(around)
     feats = tracker.network.frame_features(rgb, thermal, region)
     return stacked(feats), MapGeometry(region, tracker.model.geometry.spatial_scale)
 

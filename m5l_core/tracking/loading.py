@@ -57,7 +57,7 @@ def load_tracker(checkpoint: str | os.PathLike | None = None, config: TrackerCon
     resolved = resolve_device(device)
     model, model_config, extra = load_checkpoint(checkpoint, device=resolved)
     return M5LTracker(model, model_config, config_for_checkpoint(config, extra), resolved, seed,
-                      box_prior=BoxPrior.from_extra(extra), box_head=BoxHead.from_extra(extra, resolved))
+                      box_prior=BoxPrior.from_extra(extra), box_head=BoxHead.from_extra(extra))
 
 
 def config_for_checkpoint(config: TrackerConfig | None, extra: dict) -> TrackerConfig:

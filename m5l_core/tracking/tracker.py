@@ -340,6 +340,6 @@ class M5LTracker:
         return self.crop_sizes.fit(region, float(search.max_crop_pixels or np.inf))
 
     def _ordinary_region(self, box: np.ndarray) -> SearchRegion:
-        """The crop of an ordinary frame's candidates around ``box``."""
+        """The crop of an ordinary frame's candidates around ``box``, a target of ``box``'s size."""
         search = self.config.search
-        return self._region(hull_corners(box, search.trans, search.scale))
+        return self._region(hull_corners(box, search.trans, search.scale), target_wh=box[2:])
