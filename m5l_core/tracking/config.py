@@ -282,6 +282,12 @@ class BudgetConfig:
     pool_batch: int = param(8192, "first-frame samples pooled per step when the quick start defers them "
                                   "(8192: all of RT-MDNet's in one step)",
                             low=1, high=100000)
+    conv_ms: float = param(0.0, "time and thread modes: milliseconds a frame's conv layers aim at; a crop "
+                                "that at the recent time per crop pixel (median of the last frames) would "
+                                "take longer is taken at a coarser scale, the same place at fewer pixels "
+                                "(crop_budget.py). Bounds a frame's cost whatever the target's shape or the "
+                                "machine's load; 0 = off. steps mode never uses it (its boxes must not "
+                                "depend on the clock)", low=0.0, high=100000.0)
 
 
 @dataclass(frozen=True)
@@ -289,8 +295,10 @@ class RuntimeConfig:
     """How the network runs; none of these change what the tracker computes beyond rounding."""
 
     precision: str = param("auto", "compute precision of convolutions and fc layers (autocast); auto = "
-                                   "bfloat16 on CPUs with native bf16 (AVX512-BF16/AMX), else float32",
-                           choices=("auto", "float32", "bfloat16"))
+                                   "bfloat16 on CPUs that report native bf16 (AVX512-BF16/AMX), else "
+                                   "float32; fastest = whichever a one-time probe finds faster on this "
+                                   "CPU (not every CPU with the flag is faster in bf16; runtime.py)",
+                           choices=("auto", "fastest", "float32", "bfloat16"))
     threads: int = param(1, "torch CPU threads; 0 leaves torch's default (one per core). One thread keeps "
                             "the tracker fast beside other busy processes: OpenMP threads that wait for "
                             "each other collapse when another process takes a core", low=0, high=256)

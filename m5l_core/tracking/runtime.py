@@ -28,15 +28,55 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def resolve_precision(device: torch.device, precision: str) -> str:
-    """``auto`` -> ``bfloat16`` on a CPU with native bf16 matmuls, else ``float32``.
+    """``auto`` -> ``bfloat16`` on a CPU that reports native bf16 matmuls, else ``float32``;
+    ``fastest`` -> whichever of the two a one-time probe finds faster on this CPU.
 
-    On this project's CPU (AVX512-BF16) bf16 runs the fc layers of candidate scoring and online
-    updates about 3x faster; without native support bf16 is emulated and slower. GPUs keep
-    float32: they are fast enough and the results then match the reference exactly.
+    On the AMD EPYC of sessions 1-24 (AVX512-BF16) bf16 ran the fc layers of candidate scoring and
+    online updates about 3x faster, the Lite0 trunk 1.4x; on the Intel Xeon of sessions 25-27, which
+    reports the same flag, every stage is slower in bf16 (conv features 32 against 23 ms, updates
+    117-123 against 73: README, "Speed"). The flag does not tell, so the node asks for ``fastest``;
+    ``auto`` stays flag-based, so offline results do not hang on a timing. GPUs keep float32: they
+    are fast enough and the results then match the reference exactly.
     """
+    if precision == "fastest":
+        return faster_cpu_precision() if device.type == "cpu" else "float32"
     if precision != "auto":
         return precision
     return "bfloat16" if device.type == "cpu" and cpu_has_native_bf16() else "float32"
+
+
+BF16_MARGIN = 0.8   # bf16 only when it takes at most this share of float32's time (a clear win)
+
+
+@functools.cache
+def faster_cpu_precision() -> str:
+    """``bfloat16`` or ``float32``, the faster here; measured once per process (~0.1 s)."""
+    if not cpu_has_native_bf16():
+        return "float32"
+    clear_win = probe_seconds(torch.bfloat16) <= BF16_MARGIN * probe_seconds(torch.float32)
+    return "bfloat16" if clear_win else "float32"
+
+
+def probe_seconds(dtype: torch.dtype) -> float:
+    """Seconds for a tracker-sized fc layer (256 candidates, 2016 -> 512) and a 1x1 convolution of
+    an early trunk map in ``dtype``, at torch's current thread count (the best of three rounds
+    after one that pays for the kernels' set-up)."""
+    generator = torch.Generator().manual_seed(0)
+
+    def random(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, dtype=dtype)
+
+    fc_in, fc_weight = random(256, 2016), random(512, 2016)
+    maps = random(1, 96, 72, 72).contiguous(memory_format=torch.channels_last)
+    kernel = random(96, 96, 1, 1).contiguous(memory_format=torch.channels_last)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(4):
+            start = time.perf_counter()
+            torch.nn.functional.linear(fc_in, fc_weight)
+            torch.nn.functional.conv2d(maps, kernel)
+            best = min(best, time.perf_counter() - start)
+    return best
 
 
 def resolve_input_multiple(device: torch.device, multiple: int) -> int:

@@ -41,6 +41,7 @@ from m5l_core.tracking.api import TrackerError, TrackResult, check_initial_box
 from m5l_core.tracking.bbreg import BoxPrior
 from m5l_core.tracking.box_head import BoxHead, BoxRefiner
 from m5l_core.tracking.config import TrackerConfig
+from m5l_core.tracking.crop_budget import CropBudget
 from m5l_core.tracking.crop_sizes import CropSizes
 from m5l_core.tracking.failure import ScoreReference
 from m5l_core.tracking.first_frame import FirstFrameFit
@@ -101,6 +102,8 @@ class M5LTracker:
         self.reference = ScoreReference(self.config.failure, self.config.search.success_threshold)
         self.last_region: SearchRegion | None = None   # the crop of the last frame (for reports)
         self.crop_sizes = CropSizes(self.config.search.size_reuse)
+        budget = self.config.budget
+        self.crop_budget = CropBudget(budget.conv_ms, active=budget.mode != "steps")
         self.counters: dict[str, int] = {}
 
     # -- public API -----------------------------------------------------------------------------
@@ -186,6 +189,7 @@ class M5LTracker:
         with timer.stage("features"):
             # the one part that runs while a learner thread may take a step (it never touches the convs)
             feats = self.network.features(*images)
+        self.crop_budget.record(np.prod(region.input_size or region.out_size), timer.seconds["features"])
         with self.learner.exclusive(), self._torch_rng.active():
             result = self._locate(feats, region, candidates, timer)
             if self._redetecting():
@@ -331,13 +335,15 @@ class M5LTracker:
         """The crop of ``candidates``, at a coarser scale when a widened spread (or a re-detection
         tile or two searched places: ``spread`` None) would make it larger than ``max_area_ratio``
         ordinary crops (so a widened frame costs about an ordinary one), or any frame's crop larger
-        than ``max_crop_pixels``."""
+        than ``max_crop_pixels`` or than the conv layers' time budget allows (crop_budget.py)."""
         search = self.config.search
-        limit = float(search.max_crop_pixels or np.inf)
+        ordinary = self._ordinary_region(self._box).area
+        bound = min(float(search.max_crop_pixels or np.inf), self.crop_budget.max_pixels(ordinary))
+        limit = bound
         if spread is None or spread > search.trans:
-            limit = min(limit, search.max_area_ratio * self._ordinary_region(self._box).area)
+            limit = min(limit, search.max_area_ratio * ordinary)
         region = region_within(lambda size: self._region(candidates, size), self._target_size, limit)
-        return self.crop_sizes.fit(region, float(search.max_crop_pixels or np.inf))
+        return self.crop_sizes.fit(region, bound)
 
     def _ordinary_region(self, box: np.ndarray) -> SearchRegion:
         """The crop of an ordinary frame's candidates around ``box``, a target of ``box``'s size."""
