@@ -12,7 +12,7 @@ import pytest
 from test_realtime_tracking import tracker
 from test_tracking import synthetic
 
-from m5l_core.tracking.crop_budget import MIN_FRAMES, MIN_SHARE, RECENT_FRAMES, CropBudget
+from m5l_core.tracking.crop_budget import MIN_FRAMES, MIN_SHARE, RECENT_FRAMES, STEP, CropBudget
 
 ORDINARY = 100_000.0
 
@@ -35,6 +35,17 @@ def test_a_slow_machine_crops_coarser_but_never_below_the_floor():
     for _ in range(RECENT_FRAMES):              # the load went away: the old frames no longer count
         budget.record(100_000, 0.025)
     assert budget.max_pixels(ORDINARY) == pytest.approx(200_000)
+
+
+def test_below_an_ordinary_crop_the_bound_moves_in_steps():
+    budget = CropBudget(conv_ms=50.0, active=True)
+    for seconds in (0.05 / 0.9, 0.05 / 0.85, 0.05 / 0.95):   # 90k, 85k and 95k pixels would fit
+        budget.record(100_000, seconds)
+        bound = budget.max_pixels(ORDINARY)
+    assert bound == pytest.approx(ORDINARY / STEP)             # one step down, whichever of them
+    for _ in range(3):                                        # most recent frames: 70k fit
+        budget.record(100_000, 0.05 / 0.7)
+    assert budget.max_pixels(ORDINARY) == pytest.approx(ORDINARY / STEP ** 2)
 
 
 @pytest.mark.parametrize("conv_ms, active", [(0.0, True), (50.0, False)])

@@ -23,6 +23,7 @@ import numpy as np
 
 RECENT_FRAMES = 9     # frames whose time per pixel the median is taken over
 MIN_FRAMES = 3        # frames measured before any crop is bounded
+STEP = 1.25           # the bound's steps below an ordinary crop (search.size_reuse's slack in the node)
 MIN_SHARE = 0.25      # of an ordinary crop's pixels (half the target's side): a slow machine tracks
                       # coarser, never on a few pixels (small crops cost more per pixel, a spiral)
 
@@ -37,10 +38,15 @@ class CropBudget:
 
     def max_pixels(self, ordinary: float) -> float:
         """Crop pixels allowed for the next frame, whose ordinary crop has ``ordinary`` pixels
-        (infinite while off or not yet measured)."""
+        (infinite while off or not yet measured). Below the ordinary crop the bound moves in steps
+        of ``STEP``, so a load that wavers does not bring a new crop size every frame."""
         if not self.active or len(self._ms_per_pixel) < MIN_FRAMES:
             return np.inf
-        return max(self.conv_ms / float(np.median(self._ms_per_pixel)), MIN_SHARE * ordinary)
+        allowed = self.conv_ms / float(np.median(self._ms_per_pixel))
+        if allowed >= ordinary:
+            return allowed
+        steps = np.ceil(np.log(ordinary / allowed) / np.log(STEP))
+        return max(ordinary * STEP ** -steps, MIN_SHARE * ordinary)
 
     def record(self, pixels: float, seconds: float) -> None:
         """One frame's conv layers took ``seconds`` on a crop (input) of ``pixels``."""
