@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_realtime_tracking import tracker
-from test_tracking import synthetic
+from test_tracking import run, synthetic
 
 from m5l_core.tracking.crop_budget import MIN_FRAMES, MIN_SHARE, RECENT_FRAMES, STEP, CropBudget
 
@@ -84,11 +84,7 @@ def test_in_the_thread_schedule_a_tight_budget_holds_crops_to_the_floor(sequence
 
 
 def test_the_steps_schedule_ignores_the_budget_and_stays_reproducible(sequence):
-    boxes = [r.box for r in _run(tracker(), sequence)]
-    budgeted = [r.box for r in _run(tracker(budget={"conv_ms": 1e-3}), sequence)]
+    boxes = [r.box for r in run(tracker(), sequence)]
+    budgeted = [r.box for r in run(tracker(budget={"conv_ms": 1e-3}), sequence)]
     np.testing.assert_array_equal(np.stack(boxes), np.stack(budgeted))
 
-
-def _run(t, sequence):
-    t.initialize(sequence.rgb[0], sequence.thermal[0], sequence.gt_rgb[0])
-    return [t.track(sequence.rgb[i], sequence.thermal[i]) for i in range(1, len(sequence))]

@@ -1,4 +1,4 @@
-"""Reading one frame from disk, the same way for training, the runner and the bag converter."""
+"""Reading frames from disk, the same way for training, the runner, the box head and the bag converter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from m5l_core.datasets.sequence import DatasetError
+from m5l_core.datasets.sequence import DatasetError, Sequence
+from m5l_core.preprocess import PreprocessConfig, prepare_pair
 
 
 def read_frame(path: Path, thermal: bool) -> np.ndarray:
@@ -20,3 +21,11 @@ def read_frame(path: Path, thermal: bool) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image
+
+
+def read_pair(sequence: Sequence, index: int, preprocess: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``index`` of a sequence as two registered ``HxWx3`` uint8 images."""
+    rgb = read_frame(sequence.rgb_frames[index], thermal=False)
+    # Thermal keeps its bit depth: prepare_pair owns the 16-bit normalisation rule.
+    thermal = read_frame(sequence.thermal_frames[index], thermal=True)
+    return prepare_pair(rgb, thermal, preprocess)

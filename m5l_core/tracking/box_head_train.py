@@ -28,10 +28,9 @@ from tqdm import tqdm
 from m5l_core.cli_errors import run_cli
 from m5l_core.config import ConfigError
 from m5l_core.datasets import DatasetError, load_benchmark
-from m5l_core.datasets.frames import read_frame
+from m5l_core.datasets.frames import read_pair
 from m5l_core.models import CheckpointError, load_checkpoint, save_checkpoint
 from m5l_core.models.checkpoint import read_checkpoint
-from m5l_core.preprocess import prepare_pair
 from m5l_core.tracking.box_head import (
     BoxHead,
     MapGeometry,
@@ -83,9 +82,11 @@ def jittered_box(truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([centre - size / 2, size])
 
 
-def frame_maps(tracker: M5LTracker, rgb, thermal, around: np.ndarray) -> tuple[torch.Tensor, MapGeometry]:
-    """The maps of the crop an ordinary frame tracked at ``around`` takes (tracker state untouched)."""
-    rgb, thermal = prepare_pair(rgb, thermal, tracker.config.preprocess)
+def frame_maps(tracker: M5LTracker, sequence, index: int, around: np.ndarray
+               ) -> tuple[torch.Tensor, MapGeometry]:
+    """The maps of the crop an ordinary frame tracked at ``around`` takes in frame ``index``
+    (tracker state untouched)."""
+    rgb, thermal = read_pair(sequence, index, tracker.config.preprocess)
     region = tracker._ordinary_region(around)
     feats = tracker.network.frame_features(rgb, thermal, region)
     return stacked(feats), MapGeometry(region, tracker.model.geometry.spatial_scale)
@@ -94,8 +95,7 @@ def frame_maps(tracker: M5LTracker, rgb, thermal, around: np.ndarray) -> tuple[t
 def collect(tracker: M5LTracker, sequences, every: int, rng: np.random.Generator, samples: Samples) -> None:
     for sequence in tqdm(sequences, desc="box head samples", unit="seq"):
         first = np.asarray(sequence.gt_rgb[0], dtype=np.float64)
-        maps, geometry = frame_maps(tracker, read_frame(sequence.rgb_frames[0], thermal=False),
-                                    read_frame(sequence.thermal_frames[0], thermal=True), first)
+        maps, geometry = frame_maps(tracker, sequence, 0, first)
         with torch.no_grad():
             samples.templates.append(template_of(maps, geometry, first)[0].half().cpu())
         for index in range(1 + int(rng.integers(every)), len(sequence.gt_rgb), every):
@@ -103,8 +103,7 @@ def collect(tracker: M5LTracker, sequences, every: int, rng: np.random.Generator
             if min(truth[2:]) < MIN_SIDE:
                 continue
             around = jittered_box(truth, rng)
-            maps, geometry = frame_maps(tracker, read_frame(sequence.rgb_frames[index], thermal=False),
-                                        read_frame(sequence.thermal_frames[index], thermal=True), around)
+            maps, geometry = frame_maps(tracker, sequence, index, around)
             samples.maps.append(maps[0].half().cpu())
             samples.truth.append(torch.from_numpy(geometry.to_map(truth)[0]).float())
             samples.jittered.append(torch.from_numpy(geometry.to_map(around)[0]).float())

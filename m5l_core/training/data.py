@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from m5l_core.crops import boxes_to_rois, context_region, crop_region, crop_sides
-from m5l_core.datasets.frames import read_frame
+from m5l_core.datasets.frames import read_pair
 from m5l_core.datasets.sequence import DatasetError, Sequence
-from m5l_core.preprocess import PreprocessConfig, prepare_pair
+from m5l_core.preprocess import PreprocessConfig
 from m5l_core.sampling import SampleGenerator
 from m5l_core.training.config import SamplingConfig
 
@@ -91,12 +91,6 @@ def domain_for_step(step: int, rank: int, world_size: int, num_domains: int, see
     return int(order[(offset * world_size + rank) % num_domains])
 
 
-def read_pair(sequence: Sequence, index: int, preprocess: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Frame ``index`` of a sequence as two registered ``HxWx3`` uint8 images."""
-    rgb = read_frame(sequence.rgb_frames[index], thermal=False)
-    # Thermal keeps its bit depth: prepare_pair owns the 16-bit normalisation rule.
-    thermal = read_frame(sequence.thermal_frames[index], thermal=True)
-    return prepare_pair(rgb, thermal, preprocess)
 
 
 def _exactly(boxes: np.ndarray, n: int, rng: np.random.Generator, fallback: np.ndarray) -> np.ndarray:
