@@ -1,6 +1,7 @@
 """The box head: map geometry, what it reads near the tracked centre, that training on maps whose
 target extent is visible lowers its loss and beats the jittered boxes, and the tool that stores
-it with its model and the tracker that uses it for the reported box's size only."""
+it with its model and the tracker that uses it for the reported box alone (its size and centre,
+never the next frame's search)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_a_frame_that_reads_as_the_first_did_keeps_its_box_and_the_weight_scales
     refiner = BoxRefiner(head, weight=0.5, spatial_scale=1 / 8)
     refiner.start(maps, place, box)
     raw = refiner._read(torch.cat(maps, 1), MapGeometry(place, 1 / 8), box)
-    assert not np.allclose(raw, box[2:], rtol=0.1)          # the head alone reads another size here
+    assert not np.allclose(raw[2:], box[2:], rtol=0.1)      # the head alone reads another size here
     np.testing.assert_allclose(refiner.refine(maps, place, box), box, atol=1e-6)
     # a box half as wide as the first one, where the head reads what it read then: half the way back
     narrow = np.array([92.5, 80.0, 25.0, 40.0])
@@ -72,6 +73,40 @@ def test_a_frame_that_reads_as_the_first_did_keeps_its_box_and_the_weight_scales
     np.testing.assert_allclose(moved[2], 25.0 * np.sqrt(2.0), rtol=1e-4)
     np.testing.assert_allclose(moved[:2] + moved[2:] / 2, narrow[:2] + narrow[2:] / 2)
     assert not BoxRefiner(head, weight=0.0, spatial_scale=1 / 8).active
+    assert BoxRefiner(head, weight=0.0, spatial_scale=1 / 8, centre_weight=0.5).active
+
+
+class FixedReading(BoxRefiner):
+    """A head that reads the target at one place whatever the tracked box: ``truth`` shifted by
+    ``bias`` of its sides, as a head that sees part of the target as background would."""
+
+    def __init__(self, truth: np.ndarray, bias: np.ndarray, centre_weight: float, centre_max: float = np.inf):
+        super().__init__(BoxHead(4, width=8), weight=0.0, spatial_scale=1 / 8, centre_weight=centre_weight,
+                         centre_max=centre_max)
+        self.reading = np.concatenate([truth[:2] + bias * truth[2:], truth[2:]])
+
+    def _read(self, maps, geometry, box):
+        return self.reading.copy()
+
+
+def test_the_centre_moves_its_weight_of_the_way_to_the_head_less_the_first_frames_shift():
+    truth, bias = np.array([100.0, 90.0, 40.0, 80.0]), np.array([0.1, -0.2])
+    maps, place = (torch.randn(1, 2, 20, 24), torch.randn(1, 2, 20, 24)), region()
+    refiner = FixedReading(truth, bias, centre_weight=0.5)
+    refiner.start(maps, place, truth)
+    np.testing.assert_allclose(refiner.refine(maps, place, truth), truth, atol=1e-9)
+    # the tracked box 12 px left and 20 px below the target: half the way back, size kept
+    off = truth + np.array([-12.0, 20.0, 0.0, 0.0])
+    np.testing.assert_allclose(refiner.refine(maps, place, off), truth + np.array([-6.0, 10.0, 0.0, 0.0]),
+                               atol=1e-9)
+    # a reading 1.5 box widths away (a look-alike beside the target) is held at 0.2 widths: 4 px
+    held = FixedReading(truth, bias, centre_weight=0.5, centre_max=0.2)
+    held.start(maps, place, truth)
+    far = truth + np.array([60.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(held.refine(maps, place, far), far - np.array([4.0, 0.0, 0.0, 0.0]), atol=1e-9)
+    still = FixedReading(truth, bias, centre_weight=0.0)
+    still.start(maps, place, truth)
+    np.testing.assert_allclose(still.refine(maps, place, off), off, atol=1e-9)
 
 
 def visible_extent_samples(n_sequences: int, per_sequence: int, seed: int) -> Samples:
@@ -114,7 +149,7 @@ def sequences(tmp_path_factory):
     return write_sequences(tmp_path_factory.mktemp("head_data"), count=3, n_frames=5)
 
 
-def test_the_tool_writes_the_model_with_its_head_and_the_tracker_sizes_only_the_reported_box(
+def test_the_tool_writes_the_model_with_its_head_and_the_tracker_moves_only_the_reported_box(
         sequences, tmp_path, capsys):
     source, out = tmp_path / "tiny.pt", tmp_path / "with_head.pt"
     write_tiny_checkpoint(source)
@@ -130,13 +165,20 @@ def test_the_tool_writes_the_model_with_its_head_and_the_tracker_sizes_only_the_
     with_head = on_cpu(out, fast_config())
     assert with_head.box_head is not None and on_cpu(source, fast_config()).box_head is None
     sequence = synthetic(n_frames=6)
-    sized = np.stack([r.box for r in run(with_head, sequence)])
-    off = np.stack([r.box for r in run(on_cpu(out, fast_config(bbreg={"head_weight": 0.0})), sequence)])
-    plain = np.stack([r.box for r in run(on_cpu(source, fast_config()), sequence)])
-    np.testing.assert_array_equal(off, plain)
+    boxes = lambda results: np.stack([r.box for r in results])  # noqa: E731
+    moved = run(with_head, sequence)
+    sized = boxes(run(on_cpu(out, fast_config(bbreg={"head_centre_weight": 0.0})), sequence))
+    head_off = fast_config(bbreg={"head_weight": 0.0, "head_centre_weight": 0.0})
+    off = boxes(run(on_cpu(out, head_off), sequence))
+    plain = run(on_cpu(source, fast_config()), sequence)
+    np.testing.assert_array_equal(off, boxes(plain))
     centre = lambda b: b[:, :2] + b[:, 2:] / 2  # noqa: E731
-    np.testing.assert_allclose(centre(sized), centre(plain), atol=1e-6)   # the search never moved
-    assert not np.allclose(sized[:, 2:], plain[:, 2:])
+    np.testing.assert_allclose(centre(sized), centre(boxes(plain)), atol=1e-6)
+    assert not np.allclose(sized[:, 2:], boxes(plain)[:, 2:])
+    assert not np.allclose(centre(boxes(moved)), centre(sized))
+    np.testing.assert_allclose(boxes(moved)[:, 2:], sized[:, 2:], rtol=1e-6)
+    # the next frame's candidates never moved: every frame scored as without the head
+    np.testing.assert_array_equal([r.score for r in moved], [r.score for r in plain])
 
 
 def test_missing_data_is_a_clear_error_and_writes_nothing(tmp_path, capsys):

@@ -8,9 +8,10 @@ linear and pooled read-outs tried before cannot recover a changing extent (docs/
 (SiamCAR, FCOS): the first frame's target, pooled 5x5 from the trunk's maps, is correlated
 channel by channel with the frame's maps; a small conv tower then scores every map cell for
 "inside the target" and regresses its distances to the target's four edges. The reading is the
-score-weighted mean of the best cells near the tracked centre. The tracker keeps its centre and
-moves its size part of the way (``bbreg.head_weight``) to the head's, measured against what the
-head read on the first frame, where the true box is known (:class:`BoxRefiner`). The trunk stays
+score-weighted mean of the best cells near the tracked centre. The tracker moves its reported
+box's size (``bbreg.head_weight``) and centre (``bbreg.head_centre_weight``) part of the way to the
+head's, each measured against what the head read on the first frame, where the true box is known
+(:class:`BoxRefiner`); the next frame's search keeps the classifier's centre. The trunk stays
 frozen, so the head costs a few convolutions on maps the frame computed anyway.
 
 It is learnt offline for one model (``python -m m5l_core.tracking.box_head_train``) and stored in
@@ -147,19 +148,23 @@ def box_near(logits: torch.Tensor, boxes: torch.Tensor, around: torch.Tensor) ->
 
 class BoxRefiner:
     """One target's use of the head: the template and the head's own bias from the first frame,
-    then each frame's size.
+    then each frame's reported box.
 
     The head reads some targets' extents wider or narrower than their boxes (a part that looks
     like background, a box drawn loosely): on rigid objects whose box the tracker already holds,
     its raw size lowered SR (docs/experiments.md, "Session 26"). The first frame's reading at the
-    known box measures that bias per axis, and every later reading is taken relative to it.
+    known box measures that bias, per axis for the size and for the centre, and every later
+    reading is taken relative to it.
     """
 
-    def __init__(self, head: BoxHead | None, weight: float, spatial_scale: float):
-        self.head = head if weight > 0 else None
-        self.weight, self.spatial_scale = float(weight), spatial_scale
+    def __init__(self, head: BoxHead | None, weight: float, spatial_scale: float,
+                 centre_weight: float = 0.0, centre_max: float = np.inf):
+        self.head = head if weight > 0 or centre_weight > 0 else None
+        self.weight, self.centre_weight, self.centre_max = float(weight), float(centre_weight), centre_max
+        self.spatial_scale = spatial_scale
         self._template: torch.Tensor | None = None
-        self._bias = np.zeros(2)      # log(head's width / box width), the same for heights, first frame
+        self._bias = np.zeros(2)         # log(head's width / box width), the same for heights, first frame
+        self._centre_bias = np.zeros(2)  # (head's centre - box centre) / box side, per axis, first frame
 
     @property
     def active(self) -> bool:
@@ -171,22 +176,32 @@ class BoxRefiner:
         maps, geometry = stacked(feats), MapGeometry(region, self.spatial_scale)
         with torch.no_grad():
             self._template = template_of(maps, geometry, box)
-        self._bias = np.log(self._read(maps, geometry, box) / box[2:])
+        self._bias, self._centre_bias = offsets(self._read(maps, geometry, box), box)
 
     def refine(self, feats, region: SearchRegion, box: np.ndarray) -> np.ndarray:
-        """``box`` with its size moved by ``weight`` of the head's log offset from it (less the first
-        frame's); the centre is kept."""
+        """``box`` with its log size moved by ``weight`` and its centre by ``centre_weight`` of the
+        head's offsets from it, less the first frame's (the centre's held within ``centre_max``)."""
         if self.head is None or self._template is None:
             return box
-        size = self._read(stacked(feats), MapGeometry(region, self.spatial_scale), box)
-        size = box[2:] * np.exp(self.weight * (np.log(size / box[2:]) - self._bias))
-        centre = box[:2] + box[2:] / 2
+        read = self._read(stacked(feats), MapGeometry(region, self.spatial_scale), box)
+        size_offset, centre_offset = offsets(read, box)
+        shift = np.clip(centre_offset - self._centre_bias, -self.centre_max, self.centre_max)
+        centre = box[:2] + box[2:] / 2 + self.centre_weight * shift * box[2:]
+        size = box[2:] * np.exp(self.weight * (size_offset - self._bias))
         return np.concatenate([centre - size / 2, size])
 
     def _read(self, maps: torch.Tensor, geometry: MapGeometry, box: np.ndarray) -> np.ndarray:
-        """The head's (width, height) for the target tracked at ``box``, frame pixels."""
+        """The head's box (x, y, w, h, frame pixels) for the target tracked at ``box``."""
         with torch.no_grad():
             logits, edges = self.head(maps, self._template)
             around = torch.from_numpy(geometry.to_map(box)).float().to(logits.device)
             read = box_near(logits, cell_boxes(edges), around).cpu().numpy()
-        return np.maximum(geometry.to_frame(read)[0, 2:], 1.0)
+        read = geometry.to_frame(read)[0]
+        read[2:] = np.maximum(read[2:], 1.0)
+        return read
+
+
+def offsets(read: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The head's box against ``box``: log size ratios and centre shifts in box sides, per axis."""
+    shift = (read[:2] + read[2:] / 2 - box[:2] - box[2:] / 2) / box[2:]
+    return np.log(read[2:] / box[2:]), shift

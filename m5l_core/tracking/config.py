@@ -217,9 +217,16 @@ class BoxRegressionConfig:
     head_weight: float = param(0.5, "how far the reported box's size moves (log space) to the box head's "
                                     "reading, less the head's first-frame bias (a dense head learnt offline "
                                     "on the frozen conv maps, m5l_core/tracking/box_head.py; the default "
-                                    "model carries one); the centre stays the tracker's. 0 = off (MDNet's "
-                                    "box); a checkpoint without a head ignores it",
+                                    "model carries one). 0 = off (MDNet's box); a checkpoint without a "
+                                    "head ignores it",
                                low=0.0, high=1.0)
+    head_centre_weight: float = param(0.5, "how far the reported box's centre moves to the box head's, "
+                                           "less the head's first-frame offset, in box sides; the next "
+                                           "frame's candidates stay about the classifier's centre. 0 = off",
+                                      low=0.0, high=1.0)
+    head_centre_max: float = param(0.2, "largest head centre offset taken, in box sides, per axis: a reading "
+                                        "further off (a look-alike beside the target) is held at it",
+                                   low=0.0, high=10.0)
 
 
 @dataclass(frozen=True)

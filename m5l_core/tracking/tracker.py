@@ -145,8 +145,9 @@ class M5LTracker:
         self.crop_sizes.reset()
         self.redetection = Redetection(self)
         self.updates = OnlineUpdates(self)
-        self.box_refiner = BoxRefiner(self.box_head, self.config.bbreg.head_weight,
-                                      self.model.geometry.spatial_scale)
+        bbreg = self.config.bbreg
+        self.box_refiner = BoxRefiner(self.box_head, bbreg.head_weight, self.model.geometry.spatial_scale,
+                                      bbreg.head_centre_weight, bbreg.head_centre_max)
         try:
             with self._torch_rng.active():
                 head = self.model.new_head(self.config.init.head_from_domains)
