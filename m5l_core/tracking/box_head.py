@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from m5l_core.crops import crop_scale
+from m5l_core.geometry import centers
 from m5l_core.models.roi_align import roi_align
 from m5l_core.tracking.search import SearchRegion
 
@@ -186,7 +187,7 @@ class BoxRefiner:
         read = self._read(stacked(feats), MapGeometry(region, self.spatial_scale), box)
         size_offset, centre_offset = offsets(read, box)
         shift = np.clip(centre_offset - self._centre_bias, -self.centre_max, self.centre_max)
-        centre = box[:2] + box[2:] / 2 + self.centre_weight * shift * box[2:]
+        centre = centers(box) + self.centre_weight * shift * box[2:]
         size = box[2:] * np.exp(self.weight * (size_offset - self._bias))
         return np.concatenate([centre - size / 2, size])
 
@@ -203,5 +204,5 @@ class BoxRefiner:
 
 def offsets(read: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The head's box against ``box``: log size ratios and centre shifts in box sides, per axis."""
-    shift = (read[:2] + read[2:] / 2 - box[:2] - box[2:] / 2) / box[2:]
+    shift = (centers(read) - centers(box)) / box[2:]
     return np.log(read[2:] / box[2:]), shift

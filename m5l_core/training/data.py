@@ -91,8 +91,6 @@ def domain_for_step(step: int, rank: int, world_size: int, num_domains: int, see
     return int(order[(offset * world_size + rank) % num_domains])
 
 
-
-
 def _exactly(boxes: np.ndarray, n: int, rng: np.random.Generator, fallback: np.ndarray) -> np.ndarray:
     """Exactly ``n`` boxes: subsample, or resample with replacement (``fallback`` if none were found)."""
     if len(boxes) == 0:
