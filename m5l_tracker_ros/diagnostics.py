@@ -92,13 +92,17 @@ class NodeStats:
     predicted: int = 0          # boxes published for dropped pairs (optical flow)
     state: TrackState = TrackState.NOT_INITIALISED
     stages: dict[str, RateWindow] = field(default_factory=dict)   # tracker stage -> its seconds
+    counters: dict[str, int] = field(default_factory=dict)       # the tracker's, as of the last result
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record_result(self, state: TrackState, latency: float,
-                      timings: dict[str, float] | None = None) -> None:
+    def record_result(self, state: TrackState, latency: float, timings: dict[str, float] | None = None,
+                      counters: dict[str, int] | None = None) -> None:
         """One published result; ``timings``: the tracker's seconds per stage of that frame (where
-        a slow frame's time went: the conv layers, scoring, re-detection ...)."""
+        a slow frame's time went: the conv layers, scoring, re-detection ...); ``counters``: its
+        running totals (how far a learner thread has got: learning steps, updates, failures)."""
         with self.lock:
+            if counters:
+                self.counters = dict(counters)
             self.results.add(latency)
             self.published += 1
             self.state = state
@@ -140,6 +144,8 @@ def build_status(name: str, stats: NodeStats, streams: list[StreamWatch], stream
         for stage, window in stats.stages.items():
             mean, _ = window.mean_max()
             values[f"stage_{stage}_mean_ms"] = f"{1000 * mean:.1f}"
+        for counter, count in stats.counters.items():
+            values[f"total_{counter}"] = str(count)
         state = stats.state
     if unpaired is not None:
         values["unpaired_images"] = str(unpaired)

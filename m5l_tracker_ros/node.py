@@ -281,7 +281,7 @@ class TrackingNodeMixin:
         if predicting:
             self.propagator.result(stamp, rgb, outcome.box if outcome.state == TrackState.TRACKING else None)
             self.predictor.submit(FLUSH)
-        self.stats.record_result(outcome.state, msg.latency, outcome.timings)
+        self.stats.record_result(outcome.state, msg.latency, outcome.timings, outcome.counters)
         if self.config.debug_image and self.debug_pub.get_subscription_count() > 0:
             self.debug_pub.publish(ros_io.debug_image(pair.rgb.header, rgb, outcome))
 

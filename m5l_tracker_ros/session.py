@@ -45,6 +45,8 @@ class Outcome:
     rgb_weight: float = 0.0
     thermal_weight: float = 0.0
     timings: dict[str, float] = field(default_factory=dict, compare=False)  # seconds per tracker stage
+    # the tracker's running totals since its target was set (frames, failures, learning steps ...)
+    counters: dict[str, int] = field(default_factory=dict, compare=False)
 
 
 NOT_INITIALISED = Outcome(TrackState.NOT_INITIALISED)
@@ -129,7 +131,8 @@ class TrackingSession:
         self.last_state = result.state
         self._last_box = tuple(float(v) for v in np.asarray(result.box).reshape(4))
         return Outcome(result.state, self._last_box, float(result.score), float(result.rgb_weight),
-                       float(result.thermal_weight), dict(result.timings))
+                       float(result.thermal_weight), dict(result.timings),
+                       dict(getattr(self._tracker, "counters", {})))
 
     def _follow_resize(self, rgb: np.ndarray, thermal: np.ndarray, size: Size,
                        stamp: float | None) -> Outcome:

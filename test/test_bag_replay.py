@@ -145,4 +145,7 @@ def test_realtime_replay_reports_drops_latency_and_rate(setup, capsys):
     assert {"features", "scoring", "total"} <= set(report["node_stages_ms"])   # from the node's /diagnostics
     assert 0 < report["node_stages_ms"]["features"] < report["node_stages_ms"]["total"]
     assert "tracker stages in the node (mean ms, /diagnostics): " in printed
+    counters = report["node_counters"]     # the tracker's totals, as the node's /diagnostics last had them
+    assert 1 <= counters["frames"] <= report["outputs"] and counters["learning_steps"] >= 0
+    assert f"learning_steps {counters['learning_steps']}" in printed
     assert len(read_result_file(out / "seq.txt")) == FRAMES      # frames without output keep a box

@@ -18,7 +18,7 @@ from m5l_core.tracking import updates as updates_module
 from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.config import BudgetConfig
 from m5l_core.tracking.learner import Learner
-from m5l_core.tracking.online import TrainingRun, learner_copy, online_parameters
+from m5l_core.tracking.online import OnlineClassifier, TrainingRun, learner_copy, online_parameters
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,6 @@ def test_a_learner_thread_runs_jobs_without_frames_and_publishes_outside_the_tra
     assert thread is not None and not thread.is_alive()
 
 
-
 def test_the_learner_thread_rests_after_each_step_and_a_stop_ends_the_rest():
     step_ends = []
 
@@ -126,6 +125,7 @@ def test_the_learner_thread_rests_after_each_step_and_a_stop_ends_the_rest():
     started = time.perf_counter()
     resting.stop()
     assert time.perf_counter() - started < 0.3 and resting.steps == 1
+
 
 def test_a_tracker_with_a_learner_thread_tracks_learns_and_leaves_no_thread_behind(clean):
     t = tracker(budget={"mode": "thread"}, init={"iterations": 20, "quick_iterations": 2},
@@ -199,6 +199,30 @@ def test_with_a_learner_thread_an_update_trains_on_the_samples_queued_before_it(
     assert len(t._pos_memory.latest()) > first_frame_positives
     assert trained_on == [len(t._pos_memory.latest(t.config.update.short_term_frames))]
     t.close()
+
+
+def test_a_learner_thread_mines_its_hard_negatives_from_its_own_smaller_pool(clean, monkeypatch):
+    """``budget.thread_neg_candidates``: every SGD step on the learner thread scores that many
+    negatives; the steps schedule keeps ``optim.neg_candidates`` (its boxes must not change)."""
+    mined = []
+    hard_negatives = OnlineClassifier._hard_negatives
+
+    def recording(self, candidates):
+        mined.append((threading.current_thread().name, len(candidates)))
+        return hard_negatives(self, candidates)
+
+    monkeypatch.setattr(OnlineClassifier, "_hard_negatives", recording)
+    for mode, expected in (("thread", 100), ("steps", tracker().config.optim.neg_candidates)):
+        mined.clear()
+        t = tracker(budget={"mode": mode, "thread_neg_candidates": 100},
+                    init={"iterations": 6, "quick_iterations": 2})
+        t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+        t.track(clean.rgb[1], clean.thermal[1])
+        t.finish_learning()
+        t.close()
+        later = [n for _, n in mined[2:]]            # after the quick fit's two steps
+        assert len(later) >= 4 and set(later) == {expected}, mode
+        assert {name for name, _ in mined[2:]} == {"m5l-learner" if mode == "thread" else "MainThread"}
 
 
 def test_the_learner_copy_owns_what_online_learning_changes_and_shares_the_rest():

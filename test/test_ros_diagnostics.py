@@ -111,3 +111,12 @@ def test_the_status_reports_where_the_trackers_time_went_per_stage():
     stats.record_result(TrackState.TRACKING, 0.05)          # a frame without timings (initialisation)
     values = {kv.key: kv.value for kv in status(stats, 0.1, 0.1).values}
     assert values["stage_features_mean_ms"] == "50.0" and values["stage_scoring_mean_ms"] == "15.0"
+
+
+def test_the_status_reports_the_trackers_totals_as_of_its_last_result():
+    stats = NodeStats()
+    stats.record_result(TrackState.TRACKING, 0.08, {}, {"frames": 1, "learning_steps": 4})
+    stats.record_result(TrackState.TRACKING, 0.08, {}, {"frames": 2, "learning_steps": 9})
+    stats.record_result(TrackState.TRACKING, 0.05)          # an initialisation: none given, the last stay
+    values = {kv.key: kv.value for kv in status(stats, 0.1, 0.1).values}
+    assert (values["total_frames"], values["total_learning_steps"]) == ("2", "9")

@@ -43,6 +43,17 @@ def test_not_initialised_until_a_box_then_tracking(frames):
     assert len(built) == 1 and built[0].inits == [[5.0, 6.0, 10.0, 12.0]]
 
 
+def test_an_outcome_carries_a_copy_of_the_trackers_totals(frames):
+    tracker = FakeTracker()
+    tracker.counters = {"frames": 1, "learning_steps": 7}
+    session = TrackingSession(lambda: tracker)
+    session.request_box((5, 6, 10, 12))
+    assert session.step(*frames).counters == {}         # an initialisation tracks no frame
+    outcome = session.step(*frames)
+    tracker.counters["frames"] = 2
+    assert outcome.counters == {"frames": 1, "learning_steps": 7}
+
+
 class StampedTracker(FakeTracker):
     """Takes image stamps (time-aware search) and can be warmed up."""
 

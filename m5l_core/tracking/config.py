@@ -286,6 +286,12 @@ class BudgetConfig:
                                     "busy (it rests in proportion after each step), so the tracking thread, "
                                     "the GIL and the robot's other nodes keep the rest; 1 = no rest",
                                low=0.05, high=1.0)
+    thread_neg_candidates: int = param(
+        256, "thread mode: negatives the learner thread scores to mine each mini-batch's hard ones, "
+             "instead of optim.neg_candidates (0 = the same): mining 1024 is ~60 % of a step's cost, so "
+             "256 gives the thread ~1.8x the steps per second; a live learner falls far behind the "
+             "steps schedule's learning, and more, cheaper steps track better (docs/experiments.md, "
+             "session 29)", low=0, high=1000000)
     pool_batch: int = param(8192, "first-frame samples pooled per step when the quick start defers them "
                                   "(8192: all of RT-MDNet's in one step)",
                             low=1, high=100000)

@@ -28,6 +28,7 @@ draws (fc6 init, dropout) from a private stream, both reset by ``initialize``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 import weakref
 
@@ -162,12 +163,16 @@ class M5LTracker:
     def _new_trainer(self) -> None:
         """What online learning trains: the scoring classifier itself, or, with a learner thread, a
         copy of it (a new one per target: a step of the last target may still be running) whose
-        weights are published to the scoring one after every step."""
+        weights are published to the scoring one after every step, and which mines its hard negatives
+        from ``budget.thread_neg_candidates`` (cheaper steps, so a live learner keeps up better)."""
         if not self.learner.threaded:
             self.trainer, self._learn_rng = self.classifier, self._rng
             return
+        optim = self.config.optim
+        if self.config.budget.thread_neg_candidates:
+            optim = dataclasses.replace(optim, neg_candidates=self.config.budget.thread_neg_candidates)
         self.trainer = OnlineClassifier(learner_copy(self.model), copy.deepcopy(self.classifier.head),
-                                        self.config.optim, self._autocast)
+                                        optim, self._autocast)
         self._learn_rng = np.random.default_rng([self.seed, 1])
 
     def track(self, rgb: np.ndarray, thermal: np.ndarray, stamp: float | None = None) -> TrackResult:

@@ -36,6 +36,7 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability
                         durability=DurabilityPolicy.VOLATILE)
 DISCOVERY_SETTLE_S = 1.0  # GUIDE §3: frames sent right after the match may still be lost
 STAGE_KEY = re.compile(r"stage_(\w+)_mean_ms")   # the node's per-stage means in /diagnostics
+COUNTER_KEY = re.compile(r"total_(\w+)")        # the tracker's running totals in /diagnostics
 STAGE_WAIT_S = 2.5     # > the node's default diagnostics_period (1 s) with room for a busy node
 
 
@@ -62,6 +63,7 @@ class ReplayClient:
         self._node.create_subscription(output_type, endpoints.output_topic, self._on_output, OUTPUT_QOS,
                                        raw=True)
         self._stage_windows: list[dict[str, float]] = []
+        self._counters: dict[str, int] = {}
         self._node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self._parameters = AsyncParameterClient(self._node, endpoints.node_name)
         self._executor = SingleThreadedExecutor(context=self._context)
@@ -90,9 +92,12 @@ class ReplayClient:
                 continue
             stages = {match.group(1): float(pair.value) for pair in status.values
                       if (match := STAGE_KEY.fullmatch(pair.key))}
+            counters = {match.group(1): int(pair.value) for pair in status.values
+                        if (match := COUNTER_KEY.fullmatch(pair.key)) and pair.value.isdigit()}
             if stages:
                 with self._arrived:
                     self._stage_windows.append(stages)
+                    self._counters.update(counters)
                     self._arrived.notify_all()
 
     def node_stages_ms(self, wait_s: float = STAGE_WAIT_S) -> dict[str, float]:
@@ -105,6 +110,12 @@ class ReplayClient:
             windows = list(self._stage_windows)
         stages = sorted({stage for window in windows for stage in window})
         return {stage: float(np.mean([w[stage] for w in windows if stage in w])) for stage in stages}
+
+    def node_counters(self) -> dict[str, int]:
+        """The tracker's running totals in the node's last /diagnostics (read after
+        :meth:`node_stages_ms`, which waits for it): learning steps, updates, failures."""
+        with self._arrived:
+            return dict(self._counters)
 
     # --- connection ------------------------------------------------------------------------
 

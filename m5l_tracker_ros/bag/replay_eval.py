@@ -105,8 +105,9 @@ def _node(args, out: Path):
 
 
 def _replay(args, out: Path, bag: BagInput,
-            pairs: list[tuple[int, int]]) -> tuple[ReplayRun, dict[str, float]]:
-    """The run, and the tracker's mean ms per stage as the node's /diagnostics reported them."""
+            pairs: list[tuple[int, int]]) -> tuple[ReplayRun, dict[str, float], dict[str, int]]:
+    """The run, the tracker's mean ms per stage and its counters at the end, as the node's
+    /diagnostics reported them."""
     from m5l_tracker_ros.bag.player import NodeEndpoints, ReplayClient
 
     output_type = _output_type()
@@ -124,7 +125,7 @@ def _replay(args, out: Path, bag: BagInput,
             else:
                 run = run_realtime(client, bag.streams, bag.payloads, pairs, args.rate, args.timeout,
                                    progress, alive)
-            return run, client.node_stages_ms()
+            return run, client.node_stages_ms(), client.node_counters()
         finally:
             client.close()
 
@@ -139,7 +140,7 @@ def replay_eval(args) -> tuple[RunReport, np.ndarray, Path]:
                        f"({bag.streams.topics.rgb}, {bag.streams.topics.thermal}); raise --slop")
     name = bag.custom.get(conv.META_SEQUENCE) or Path(args.bag).name
     out = args.out or Path(f"{args.bag}.replay-{args.mode}")
-    run, stages_ms = _replay(args, out, bag, pairs)
+    run, stages_ms, counters = _replay(args, out, bag, pairs)
     benchmark = choose_benchmark(args.benchmark, bag.custom.get(conv.META_BENCHMARK))
     scores = score_outputs(benchmark, name, bag.gt, bag.init_box, bag.streams.rgb_stamps, run.outputs)
     report = run_report(scores, len(pairs), sequence=name, benchmark=benchmark, frames=len(bag.streams.rgb),
@@ -147,7 +148,7 @@ def replay_eval(args) -> tuple[RunReport, np.ndarray, Path]:
                         mode=args.mode if args.mode == "lockstep" else f"realtime x{args.rate:g}",
                         first_output_ms=None if args.mode == "lockstep" else first_output_ms(
                             scores.tracked, bag.streams.rgb[pairs[0][0]].stamp, args.rate),
-                        node_stages_ms=stages_ms or None)
+                        node_stages_ms=stages_ms or None, node_counters=counters or None)
     custom = {conv.META_SOURCE_BAG: str(Path(args.bag).resolve()), conv.META_SEQUENCE: name,
               conv.META_BENCHMARK: benchmark}
     write_outputs_bag(out / f"{name}_outputs", scores.matched, args.storage,

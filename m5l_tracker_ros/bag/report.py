@@ -42,6 +42,7 @@ class RunReport:
     mode: str = "bag"
     first_output_ms: float | None = None  # realtime: first frame (with the initial box) -> first tracked box
     node_stages_ms: dict[str, float] | None = None  # replay: the tracker's mean ms per stage in the node
+    node_counters: dict[str, int] | None = None     # replay: the tracker's totals at the end (learning steps)
     predicted: int = 0           # dropped pairs that got the node's optical-flow box (PR/SR count them)
     pr_tracked: float | None = None   # PR / SR from the tracked outputs alone (each dropped pair keeps
     sr_tracked: float | None = None   # the last tracked box); set when some boxes were predicted
@@ -70,6 +71,9 @@ class RunReport:
         if self.node_stages_ms:
             stages = "  ".join(f"{stage} {ms:.1f}" for stage, ms in self.node_stages_ms.items())
             out.append(f"tracker stages in the node (mean ms, /diagnostics): {stages}")
+        if self.node_counters:
+            counters = "  ".join(f"{name} {count}" for name, count in self.node_counters.items())
+            out.append(f"tracker counters in the node at the end (/diagnostics): {counters}")
         return out
 
 
