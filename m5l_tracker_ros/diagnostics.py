@@ -102,7 +102,7 @@ class NodeStats:
         running totals (how far a learner thread has got: learning steps, updates, failures)."""
         with self.lock:
             if counters:
-                self.counters = dict(counters)
+                self.counters = counters   # the session's copy (Outcome.counters): no second one
             self.results.add(latency)
             self.published += 1
             self.state = state
