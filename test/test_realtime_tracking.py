@@ -16,6 +16,7 @@ from test_tracking import fast_config, synthetic, tiny_model
 
 from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking import M5LTracker
+from m5l_core.tracking.online import OnlineClassifier
 
 SIDE = 28
 GONE = (8, 20)   # frames without the target: [8, 20)
@@ -94,18 +95,24 @@ def test_quick_start_gives_a_box_on_the_second_frame_and_finishes_in_the_budget(
     assert full.learner.pending == () and full._regressor.fitted
 
 
+def conv_pixels(t: M5LTracker) -> list[int]:
+    """The input pixels of every conv pass ``t`` runs from now on (on any thread)."""
+    seen = []
+    features = t.network.features
+
+    def spy(rgb, thermal, model=None):
+        seen.append(rgb.shape[2] * rgb.shape[3])
+        return features(rgb, thermal, model)
+
+    t.network.features = spy
+    return seen
+
+
 def test_the_quick_crop_starts_on_a_smaller_crop_and_the_whole_crop_follows_in_the_budget(clean):
     pixels = {}
     for quick_crop in (False, True):
         t = tracker(init={"iterations": 20, "quick_iterations": 2, "quick_crop": quick_crop})
-        seen = []
-        features = t.network.features
-
-        def spy(rgb, thermal, model=None, seen=seen, features=features):
-            seen.append(rgb.shape[2] * rgb.shape[3])
-            return features(rgb, thermal, model)
-
-        t.network.features = spy
+        seen = conv_pixels(t)
         t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
         pixels[quick_crop] = list(seen)
         first = t.track(clean.rgb[1], clean.thermal[1])
@@ -116,6 +123,30 @@ def test_the_quick_crop_starts_on_a_smaller_crop_and_the_whole_crop_follows_in_t
             assert pixels[False][0] in seen[2:]
     assert len(pixels[False]) == len(pixels[True]) == 1
     assert pixels[True][0] < 0.6 * pixels[False][0]
+
+
+def test_the_rest_trains_on_the_quick_crops_samples_before_the_conv_pass_over_the_whole_crop(
+        clean, monkeypatch):
+    t = tracker(init={"iterations": 20, "quick_iterations": 2, "quick_crop": True, "rest_near_iterations": 8})
+    events = []
+    features, pool, sgd_step = t.network.features, t.network.pool, OnlineClassifier.sgd_step
+    t.network.features = lambda rgb, thermal, model=None: (
+        events.append("conv") or features(rgb, thermal, model))
+    t.network.pool = lambda feats, region, boxes, model=None: (
+        events.append(("pool", region, boxes)) or pool(feats, region, boxes, model))
+    monkeypatch.setattr(OnlineClassifier, "sgd_step", lambda *args: events.append("sgd") or sgd_step(*args))
+    t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
+    near = next(e[1] for e in events if e[0] == "pool")
+    del events[:]
+    t.finish_learning()
+    assert t.learner.pending == () and t._regressor.fitted
+    kinds = ["pool" if e[0] == "pool" else e for e in events]
+    conv = kinds.index("conv")   # the whole crop's pass, after the first iterations
+    assert kinds[:conv].count("sgd") == 8 and kinds[conv:].count("sgd") == 20 - 2 - 8
+    before = [e for e in events[:conv] if e[0] == "pool"]
+    after = [e for e in events[conv:] if e[0] == "pool"]
+    assert before and all(region is near and near.contains(boxes, 0.05).all() for _, region, boxes in before)
+    assert after and all(region is not near and not near.contains(boxes).all() for _, region, boxes in after)
 
 
 # -- 4. failure signal --------------------------------------------------------------------------

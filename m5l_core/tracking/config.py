@@ -144,7 +144,12 @@ class InitConfig:
                                     "the first box comes ~35 % sooner) and fit on the samples inside it; the "
                                     "whole crop follows in the learning budget. false = the whole crop "
                                     "first (a little more accurate on held-out sets)")
-
+    rest_near_iterations: int = param(
+        0, "with quick_crop: of the remaining iterations, this many train first on the samples inside the "
+           "quick crop, pooled from the maps initialize already has; the conv pass over the whole crop "
+           "and its far samples follow. A learner thread short of time (every first job waited ~0.5 s for "
+           "that pass and the pooling) then takes its SGD steps sooner (docs/experiments.md, session 30); "
+           "0 = the whole crop first", low=0, high=1000)
 
 @dataclass(frozen=True)
 class UpdateConfig:

@@ -9,13 +9,16 @@ regressor, the remaining iterations on all samples with the same optimizer) beco
 job of the learning budget. With ``init.quick_crop`` the conv layers first see only an ordinary
 frame's crop around the target (half of the first box's time was the conv layers on the crop
 holding every sample, three times as large), the quick fit takes its samples inside it, and the
-whole crop's feature maps become the first step of that job. Until the
+whole crop's feature maps become the first step of that job (with ``init.rest_near_iterations``,
+the first iterations of the job train on the samples inside the quick crop before that conv pass,
+so a learner short of time reaches its SGD steps sooner). Until the
 regressor is fitted, results are the unregressed top-k mean. Every box is drawn up front, in
 the same order as a blocking fine-tuning draws them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,9 +72,9 @@ class FirstFrameFit:
         t.reference.reset(t.classifier.scores(pos_f).cpu().numpy())
         if quick:
             rest = (np.delete(pos, quick_pos, axis=0), np.delete(neg, quick_neg, axis=0), reg)
-            maps = feats if near is region else None
-            t.learner.submit("init", self._rest(region, maps, (rgb, thermal), box, pos_f, neg_f, rest,
-                                                optimizer, (t.trainer, regressor, t._learn_rng)))
+            crops = ((near, feats), (region, feats if near is region else None))
+            t.learner.submit("init", self._rest(crops, (rgb, thermal), box, (pos_f, neg_f), rest, optimizer,
+                                                (t.trainer, regressor, t._learn_rng)))
 
     def _quick_samples(self, box: np.ndarray, pos: np.ndarray, neg: np.ndarray, region
                        ) -> tuple[SearchRegion, np.ndarray, np.ndarray]:
@@ -103,30 +106,70 @@ class FirstFrameFit:
             box, bb.n_samples if bb.enabled else 0, t._rng, (bb.iou_min, 1.0))
         return pos, neg, reg
 
-    def _rest(self, region, feats, frames, box, pos_f, neg_f, rest, optimizer, learning):
-        """The deferred part of the fine-tuning, as a learner job (one step per ``next``): the rest is
-        pooled from ``region``'s feature maps ``feats`` (None: computed from ``frames`` in the job's
-        first step). ``learning``: (trainer, regressor, rng) of this target, taken when the job is
-        made (a learner thread may still run it after the tracker has moved on to a new target)."""
-        t = self.tracker
+    def _rest(self, crops, frames, box, first, rest, optimizer, learning):
+        """The deferred part of the fine-tuning, as a learner job (one step per ``next``). ``crops``:
+        (the quick crop, its maps) and (the crop of every sample, its maps, or None: computed from
+        ``frames`` in a step of their own). With ``init.rest_near_iterations`` and a quick crop, the
+        samples inside it are pooled first, from the maps ``initialize`` already has, and that many
+        iterations train on them before the conv pass over the whole crop brings in the others.
+        ``learning``: (trainer, regressor, rng) of this target, taken when the job is made (a
+        learner thread may still run it after the tracker has moved on to a new target)."""
+        t, init = self.tracker, self.tracker.config.init
         trainer, regressor, rng = learning
-        if feats is None:
-            feats = t.network.frame_features(*frames, region, model=trainer.model)
+        (near, near_maps), (region, maps) = crops
+        iterations = init.iterations - init.quick_iterations
+        early = min(init.rest_near_iterations, iterations) if near is not region else 0
+        learnt = _Learnt(*first, rest[2][:0], first[0][:0])
+        if early:
+            inside = near.contains(rest[0], 0.05), near.contains(rest[1]), near.contains(rest[2], 0.05)
+            rest, near_rest = (tuple(r[mask == keep] for r, mask in zip(rest, inside, strict=True))
+                               for keep in (False, True))
+            yield from self._add(near, near_maps, near_rest, learnt, regressor, box)
+            yield from TrainingRun(trainer, optimizer, learnt.pos, learnt.neg, early, rng).as_job()
+            iterations -= early
+        if any(len(r) for r in rest):
+            if maps is None:
+                maps = t.network.frame_features(*frames, region, model=trainer.model)
+                yield
+            yield from self._add(region, maps, rest, learnt, regressor, box)
+        yield from TrainingRun(trainer, optimizer, learnt.pos, learnt.neg, iterations, rng).as_job()
+
+    def _add(self, region, feats, boxes: tuple[np.ndarray, ...], learnt: _Learnt, regressor, box):
+        """Pool ``boxes`` (positives, negatives, regression boxes) into ``learnt`` and fit the box
+        regressor on every regression box so far when some came (one step per pooled batch and one
+        for the fit)."""
+        pooled = yield from self._pooled(region, feats, boxes, learnt.pos)
+        learnt.pos, learnt.neg = torch.cat([learnt.pos, pooled[0]]), torch.cat([learnt.neg, pooled[1]])
+        learnt.reg_boxes = np.concatenate([learnt.reg_boxes, boxes[2]])
+        learnt.reg = torch.cat([learnt.reg, pooled[2]])
+        if len(boxes[2]):
+            _fit_regressor(regressor, learnt.reg, learnt.reg_boxes, box)
             yield
-        boxes = np.concatenate(rest)
+
+    def _pooled(self, region, feats, boxes: tuple[np.ndarray, ...], like: torch.Tensor):
+        """Fused features of each array of ``boxes`` (a generator whose value they are), pooled
+        from ``region``'s maps ``feats`` in steps of ``budget.pool_batch`` boxes (``like``: a
+        tensor of such features, for the empty result)."""
+        t = self.tracker
+        flat = np.concatenate(boxes)
         batch = t.config.budget.pool_batch
         parts = []
-        for start in range(0, len(boxes), batch):
-            parts.append(t.network.pool(feats, region, boxes[start:start + batch])[0])
+        for start in range(0, len(flat), batch):
+            parts.append(t.network.pool(feats, region, flat[start:start + batch])[0])
             yield
-        pooled = torch.cat(parts) if parts else pos_f[:0]
-        more_pos, more_neg, reg_f = torch.split(pooled, [len(r) for r in rest])
-        if len(reg_f):
-            _fit_regressor(regressor, reg_f, rest[2], box)
-            yield
-        run = TrainingRun(trainer, optimizer, torch.cat([pos_f, more_pos]), torch.cat([neg_f, more_neg]),
-                          t.config.init.iterations - t.config.init.quick_iterations, rng)
-        yield from run.as_job()
+        pooled = torch.cat(parts) if parts else like[:0]
+        return torch.split(pooled, [len(b) for b in boxes])
+
+
+@dataclass
+class _Learnt:
+    """What the first-frame fine-tuning has pooled so far: features of positives and negatives, and
+    the regression boxes with theirs."""
+
+    pos: torch.Tensor
+    neg: torch.Tensor
+    reg_boxes: np.ndarray
+    reg: torch.Tensor
 
 
 def _fit_regressor(regressor: BoxRegressor, reg_f: torch.Tensor, reg: np.ndarray, box: np.ndarray) -> None:
