@@ -151,6 +151,7 @@ class InitConfig:
            "that pass and the pooling) then takes its SGD steps sooner (docs/experiments.md, session 30); "
            "0 = the whole crop first", low=0, high=1000)
 
+
 @dataclass(frozen=True)
 class UpdateConfig:
     """Short-term (on failure) and long-term (periodic) online updates from bounded memories."""
