@@ -131,16 +131,17 @@ def test_the_rest_trains_on_the_quick_crops_samples_before_the_conv_pass_over_th
     events = []
     features, pool, sgd_step = t.network.features, t.network.pool, OnlineClassifier.sgd_step
     t.network.features = lambda rgb, thermal, model=None: (
-        events.append("conv") or features(rgb, thermal, model))
+        events.append(("conv",)) or features(rgb, thermal, model))
     t.network.pool = lambda feats, region, boxes, model=None: (
         events.append(("pool", region, boxes)) or pool(feats, region, boxes, model))
-    monkeypatch.setattr(OnlineClassifier, "sgd_step", lambda *args: events.append("sgd") or sgd_step(*args))
+    monkeypatch.setattr(OnlineClassifier, "sgd_step",
+                        lambda *args: events.append(("sgd",)) or sgd_step(*args))
     t.initialize(clean.rgb[0], clean.thermal[0], clean.gt_rgb[0])
     near = next(e[1] for e in events if e[0] == "pool")
     del events[:]
     t.finish_learning()
     assert t.learner.pending == () and t._regressor.fitted
-    kinds = ["pool" if e[0] == "pool" else e for e in events]
+    kinds = [e[0] for e in events]
     conv = kinds.index("conv")   # the whole crop's pass, after the first iterations
     assert kinds[:conv].count("sgd") == 8 and kinds[conv:].count("sgd") == 20 - 2 - 8
     before = [e for e in events[:conv] if e[0] == "pool"]

@@ -28,7 +28,7 @@ from m5l_core.tracking.api import TrackerError
 from m5l_core.tracking.bbreg import BoxRegressor
 from m5l_core.tracking.memory import FrameMemory, random_subset
 from m5l_core.tracking.online import TrainingRun
-from m5l_core.tracking.search import SearchRegion
+from m5l_core.tracking.search import POSITIVE_SLACK, SearchRegion
 
 if TYPE_CHECKING:
     from m5l_core.tracking.tracker import M5LTracker
@@ -85,7 +85,7 @@ class FirstFrameFit:
         t, init = self.tracker, self.tracker.config.init
         if init.quick_crop:
             near = t.crop_sizes.fit(t._ordinary_region(box))
-            quick_pos = np.flatnonzero(near.contains(pos, tolerance=0.05))[:init.quick_pos]
+            quick_pos = np.flatnonzero(near.contains(pos, tolerance=POSITIVE_SLACK))[:init.quick_pos]
             quick_neg = np.flatnonzero(near.contains(neg))[:init.quick_neg]
             if len(quick_pos) and len(quick_neg):
                 return near, quick_pos, quick_neg
@@ -121,7 +121,8 @@ class FirstFrameFit:
         early = min(init.rest_near_iterations, iterations) if near is not region else 0
         learnt = _Learnt(*first, rest[2][:0], first[0][:0])
         if early:
-            inside = near.contains(rest[0], 0.05), near.contains(rest[1]), near.contains(rest[2], 0.05)
+            inside = (near.contains(rest[0], POSITIVE_SLACK), near.contains(rest[1]),
+                      near.contains(rest[2], POSITIVE_SLACK))
             rest, near_rest = (tuple(r[mask == keep] for r, mask in zip(rest, inside, strict=True))
                                for keep in (False, True))
             yield from self._add(near, near_maps, near_rest, learnt, regressor, box)

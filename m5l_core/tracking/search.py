@@ -30,6 +30,9 @@ from m5l_core.geometry import overlap_ratio
 from m5l_core.models.backbones import BackboneGeometry
 from m5l_core.models.roi_align import align_rois_to_receptive_field
 
+# Positives (and regression boxes) may reach this share of the crop's size past its cells: they
+# overlap the target, so a little of their context missing costs less than losing them.
+POSITIVE_SLACK = 0.05
 MIN_CROP_EXTRA = 16   # crop pixels beyond the backbone's smallest input (a map of a few cells at least)
 
 

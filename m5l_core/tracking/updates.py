@@ -18,7 +18,7 @@ from m5l_core.tracking.first_frame import SAMPLE_ASPECT
 from m5l_core.tracking.learner import Job, one_step
 from m5l_core.tracking.memory import FrameMemory
 from m5l_core.tracking.online import TrainingRun
-from m5l_core.tracking.search import SearchRegion
+from m5l_core.tracking.search import POSITIVE_SLACK, SearchRegion
 
 if TYPE_CHECKING:
     from m5l_core.tracking.tracker import M5LTracker
@@ -105,5 +105,5 @@ class OnlineUpdates:
         neg = neg[region.contains(neg)][: upd.n_neg]
         if upd.n_inner_neg:
             neg = np.concatenate([neg, t._inner_negatives(box, upd.n_inner_neg, upd.neg_iou_max)])
-        pos = pos[region.contains(pos, tolerance=0.05)]
+        pos = pos[region.contains(pos, tolerance=POSITIVE_SLACK)]
         return None if len(pos) == 0 or len(neg) == 0 else (pos, neg)
