@@ -3,9 +3,10 @@
 A frame's conv time is its crop's pixels times the machine's time per pixel. The pixels follow the
 target's shape: the candidates spread by the mean of its sides (RT-MDNet), so a tall, thin target
 gets a larger crop than a square one of the same area (Diving's diver: 384x320 at the 80 px target,
-conv layers 64-74 ms a frame in the node against 36-47 ms on the other bags; README, "Realtime
-benchmark"). The time per pixel follows the machine's load. Either can push a live frame past its
-budget, and a slow frame makes the next gap, and with it the next search, larger.
+conv layers 64-74 ms a frame in the node against 36-47 ms on the other bags; docs/experiments.md,
+"Session 26: what makes Diving slow" and the full runs of session 25). The time per pixel follows
+the machine's load. Either can push a live frame past its budget, and a slow frame makes the next
+gap, and with it the next search, larger.
 
 So in the schedules that already run by the clock (``budget.mode`` time and thread) a frame's crop
 is taken at a coarser scale, the same place at fewer pixels, when at the recent time per pixel its
