@@ -259,8 +259,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         fingerprints = ddp.gather_strings(ddp.state_fingerprint(run.model), context)
     finally:
         # Every rank leaves the group right after the last collective, not after rank 0's own
-        # writing: the ranks then tear gloo down together. (Once, under a loaded CPU, a rank aborted
-        # in std::terminate at the end of a two-rank run; not reproduced in 17 reruns.)
+        # writing: the ranks then tear gloo down together. (A rank still aborts now and then in
+        # std::terminate as the run ends, after every output is written: 2 of ~80 two-rank test runs
+        # in session 31, on a quiet CPU; where in the teardown is not known yet.)
         ddp.shutdown_distributed(context)
     summary = _summary(run, steps_run, elapsed, fingerprints)
     if context.is_main:
