@@ -260,8 +260,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     finally:
         # Every rank leaves the group right after the last collective, not after rank 0's own
         # writing: the ranks then tear gloo down together. (A rank still aborts now and then in
-        # std::terminate as the run ends, after every output is written: 2 of ~80 two-rank test runs
-        # in session 31, on a quiet CPU; where in the teardown is not known yet.)
+        # std::terminate as the run ends, after every output is written: 2 of ~130 two-rank runs in
+        # session 31, on a quiet CPU. A candidate: once a module is wrapped in DDP, torch 2.13 keeps
+        # the process group alive past destroy_process_group, so gloo goes down with the interpreter.)
         ddp.shutdown_distributed(context)
     summary = _summary(run, steps_run, elapsed, fingerprints)
     if context.is_main:
