@@ -25,7 +25,7 @@ from m5l_core.datasets.sequence import DatasetError
 from m5l_core.models import ABLATIONS, CheckpointError, VggmInitError
 from m5l_core.preprocess import FrameError
 from m5l_core.training.config import DATASET_KINDS, TrainConfig, check_train_config, load_train_config
-from m5l_core.training.distributed import context_from_env
+from m5l_core.training.distributed import context_from_env, leave_without_teardown
 from m5l_core.training.loop import TrainingError, train
 
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError, VggmInitError, FrameError, FileNotFoundError,
@@ -77,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(lambda: run(args), USER_ERRORS, RESUME_FROM_CHECKPOINT)
+    status = run_cli(lambda: run(args), USER_ERRORS, RESUME_FROM_CHECKPOINT)
+    if context_from_env().enabled:
+        leave_without_teardown(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -259,10 +259,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         fingerprints = ddp.gather_strings(ddp.state_fingerprint(run.model), context)
     finally:
         # Every rank leaves the group right after the last collective, not after rank 0's own
-        # writing: the ranks then tear gloo down together. (A rank still aborts now and then in
-        # std::terminate as the run ends, after every output is written: 2 of ~130 two-rank runs in
-        # session 31, on a quiet CPU. A candidate: once a module is wrapped in DDP, torch 2.13 keeps
-        # the process group alive past destroy_process_group, so gloo goes down with the interpreter.)
+        # writing: the ranks then tear gloo down together. (What torch keeps of the group after
+        # this goes down with the interpreter; m5l-train's ranks skip that: leave_without_teardown.)
         ddp.shutdown_distributed(context)
     summary = _summary(run, steps_run, elapsed, fingerprints)
     if context.is_main:
