@@ -17,6 +17,7 @@ from test_tracking import fast_config, synthetic, tiny_model
 from m5l_core.geometry import overlap_ratio
 from m5l_core.tracking import M5LTracker
 from m5l_core.tracking.online import OnlineClassifier
+from m5l_core.tracking.search import POSITIVE_SLACK
 
 SIDE = 28
 GONE = (8, 20)   # frames without the target: [8, 20)
@@ -146,7 +147,8 @@ def test_the_rest_trains_on_the_quick_crops_samples_before_the_conv_pass_over_th
     assert kinds[:conv].count("sgd") == 8 and kinds[conv:].count("sgd") == 20 - 2 - 8
     before = [e for e in events[:conv] if e[0] == "pool"]
     after = [e for e in events[conv:] if e[0] == "pool"]
-    assert before and all(region is near and near.contains(boxes, 0.05).all() for _, region, boxes in before)
+    assert before and all(region is near and near.contains(boxes, POSITIVE_SLACK).all()
+                          for _, region, boxes in before)
     assert after and all(region is not near and not near.contains(boxes).all() for _, region, boxes in after)
 
 

@@ -23,6 +23,7 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -89,7 +90,7 @@ def shutdown_distributed(context: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def leave_without_teardown(status: int) -> None:
+def leave_without_teardown(status: int) -> NoReturn:
     """End this torchrun rank now with ``status``, skipping the interpreter's teardown.
 
     Once a module has been wrapped in DDP, torch 2.13 keeps gloo's process group alive past
